@@ -1,0 +1,429 @@
+"""Run configuration: typed dataclasses, loaded from YAML, overridable from the command line.
+
+A run is described by one `RunConfig` with four sections:
+
+    model:      network sizes (presets `tiny`, `small`, `base`, `large`)
+    objective:  what is trained (ELECTRA replaced-token detection, or a plain BERT-style MLM)
+    data:       where text comes from and how it becomes examples
+    train:      strategy, precision, optimizer, schedule, checkpoints and summaries
+
+Every field has a default, so a YAML file only lists what differs. Unknown keys and wrongly typed
+values are errors that name the file and the dotted field path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid. The message says which and why."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the discriminator; the generator is derived from them (reference table)."""
+
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    generator_fraction: float = 0.25
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_epsilon: float = 1e-12
+
+    # Derived generator sizes (reference: hidden = round(H * fraction), layers = L,
+    # FFN = 4 * hidden, heads = max(1, hidden // 64)).
+    @property
+    def generator_hidden_size(self) -> int:
+        return max(1, int(round(self.hidden_size * self.generator_fraction)))
+
+    @property
+    def generator_num_heads(self) -> int:
+        return max(1, self.generator_hidden_size // 64)
+
+    @property
+    def generator_intermediate_size(self) -> int:
+        return 4 * self.generator_hidden_size
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be a positive integer, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"model.hidden_size ({self.hidden_size}) is not divisible by model.num_heads "
+                f"({self.num_heads}); pick a head count that divides the hidden size")
+        if not 0.0 < self.generator_fraction <= 1.0:
+            raise ConfigError(
+                f"model.generator_fraction must be in (0, 1], got {self.generator_fraction} "
+                "(the paper uses 1/4 for small and large, 1/3 for base)")
+        if self.generator_hidden_size % self.generator_num_heads:
+            raise ConfigError(
+                f"generator hidden size {self.generator_hidden_size} (hidden_size * "
+                f"generator_fraction) is not divisible by its {self.generator_num_heads} heads; "
+                "adjust model.generator_fraction")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # For tests and the quickstart: seconds per hundred steps on a laptop CPU.
+    "tiny": dict(embedding_size=64, hidden_size=128, num_layers=2, num_heads=2,
+                 intermediate_size=512, generator_fraction=0.5, max_position_embeddings=512),
+    "small": dict(embedding_size=128, hidden_size=256, num_layers=12, num_heads=4,
+                  intermediate_size=1024, generator_fraction=0.25),
+    "base": dict(embedding_size=768, hidden_size=768, num_layers=12, num_heads=12,
+                 intermediate_size=3072, generator_fraction=1.0 / 3.0),
+    "large": dict(embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
+                  intermediate_size=4096, generator_fraction=0.25),
+}
+
+
+def model_preset(name: str, **overrides: Any) -> ModelConfig:
+    """Returns the reference sizes for `name` (tiny, small, base, large), with overrides."""
+    if name not in MODEL_PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}")
+    config = ModelConfig(**{**MODEL_PRESETS[name], **overrides})
+    config.validate()
+    return config
+
+
+@dataclass
+class ObjectiveConfig:
+    """The pretraining objective (reference: objective steps 1-10)."""
+
+    kind: str = "electra"            # "electra" (replaced token detection) or "mlm" (BERT baseline)
+    mask_prob: float = 0.15
+    mask_token_fraction: float = 0.85  # of the chosen positions, this share becomes [MASK]
+    max_predictions: int | None = None  # default: int((mask_prob + 0.005) * seq_length)
+    temperature: float = 1.0
+    mlm_weight: float = 1.0
+    disc_weight: float = 50.0
+
+    def max_predictions_for(self, seq_length: int) -> int:
+        if self.max_predictions is not None:
+            return self.max_predictions
+        return max(1, int((self.mask_prob + 0.005) * seq_length))
+
+    def validate(self) -> None:
+        if self.kind not in ("electra", "mlm"):
+            raise ConfigError(f"objective.kind must be 'electra' or 'mlm', got {self.kind!r}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"objective.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if not 0.0 <= self.mask_token_fraction <= 1.0:
+            raise ConfigError("objective.mask_token_fraction must be in [0, 1], "
+                              f"got {self.mask_token_fraction}")
+        if self.max_predictions is not None and self.max_predictions < 1:
+            raise ConfigError(f"objective.max_predictions must be >= 1, got {self.max_predictions}")
+        if self.temperature <= 0:
+            raise ConfigError(f"objective.temperature must be > 0, got {self.temperature}")
+        if self.mlm_weight < 0 or self.disc_weight < 0:
+            raise ConfigError("objective.mlm_weight and objective.disc_weight must be >= 0")
+
+
+@dataclass
+class DataConfig:
+    """Where text comes from and how it becomes fixed-length examples."""
+
+    source: str = "default"          # "default" (offline WordNet glosses), "text" or "tfds"
+    paths: list[str] = field(default_factory=list)  # files or globs (local or gs://) for "text"
+    layout: str = "sentence_per_line"  # or "document_per_line"
+    tfds_name: str | None = None     # e.g. "wikipedia/20230601.en"
+    tfds_split: str = "train"
+    tfds_feature: str = "text"
+    tfds_data_dir: str | None = None
+    tokenizer: str = "wordpiece"     # or "sentencepiece"
+    vocab_file: str | None = None    # WordPiece vocab.txt; built into the run dir when missing
+    vocab_size: int = 30522          # size for an automatically built vocab
+    sentencepiece_model: str | None = None
+    lower_case: bool = True
+    strip_accents: bool = True
+    seq_length: int = 128
+    short_seq_prob: float = 0.05
+    single_segment_prob: float = 0.10
+    eval_documents: int = 200        # documents held out for evaluation
+    shuffle_buffer: int = 10000
+    deterministic: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.source not in ("default", "text", "tfds"):
+            raise ConfigError(f"data.source must be 'default', 'text' or 'tfds', got {self.source!r}")
+        if self.source == "text" and not self.paths:
+            raise ConfigError("data.source is 'text' but data.paths is empty: list the text files "
+                              "or globs to read (e.g. --set data.paths=[corpus/*.txt])")
+        if self.source == "tfds" and not self.tfds_name:
+            raise ConfigError("data.source is 'tfds' but data.tfds_name is not set "
+                              "(e.g. wikipedia/20230601.en)")
+        if self.layout not in ("sentence_per_line", "document_per_line"):
+            raise ConfigError("data.layout must be 'sentence_per_line' or 'document_per_line', "
+                              f"got {self.layout!r}")
+        if self.tokenizer not in ("wordpiece", "sentencepiece"):
+            raise ConfigError(f"data.tokenizer must be 'wordpiece' or 'sentencepiece', "
+                              f"got {self.tokenizer!r}")
+        if self.tokenizer == "sentencepiece" and not self.sentencepiece_model:
+            raise ConfigError("data.tokenizer is 'sentencepiece' but data.sentencepiece_model "
+                              "is not set: give the path of a trained .model file")
+        if self.seq_length < 8:
+            raise ConfigError(f"data.seq_length must be at least 8, got {self.seq_length}")
+        for name in ("short_seq_prob", "single_segment_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class TrainConfig:
+    """Distribution, precision, optimizer, schedule, checkpoints and summaries."""
+
+    run_dir: str = "runs/electra"
+    strategy: str = "auto"           # auto, default, mirrored, multi_worker, tpu
+    tpu: str | None = None           # TPU name or address; "local" on a TPU VM
+    precision: str = "float32"       # float32, mixed_bfloat16, mixed_float16
+    batch_size: int = 128            # global batch size (all replicas)
+    steps: int = 1_000_000
+    learning_rate: float = 5e-4
+    warmup_steps: int = 10_000
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    bias_correction: bool = False    # the reference AdamW has none
+    clip_norm: float = 1.0
+    steps_per_execution: int = 1
+    jit_compile: bool = False
+    grad_accum_steps: int = 1
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 5
+    log_every: int = 100
+    eval_every: int = 0              # 0: evaluate only at the end
+    eval_steps: int = 20
+    text_summary_every: int = 1000
+    profile_steps: list[int] = field(default_factory=list)  # [first, last] to trace
+    init_checkpoint: str | None = None
+    allow_partial_init: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.strategy not in ("auto", "default", "mirrored", "multi_worker", "tpu"):
+            raise ConfigError("train.strategy must be auto, default, mirrored, multi_worker or "
+                              f"tpu, got {self.strategy!r}")
+        if self.precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+            raise ConfigError("train.precision must be float32, mixed_bfloat16 or mixed_float16, "
+                              f"got {self.precision!r}")
+        for name in ("batch_size", "steps", "steps_per_execution", "grad_accum_steps",
+                     "checkpoint_every", "keep_checkpoints", "log_every", "eval_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.grad_accum_steps:
+            raise ConfigError(f"train.batch_size ({self.batch_size}) must be divisible by "
+                              f"train.grad_accum_steps ({self.grad_accum_steps})")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        if self.warmup_steps < 0 or self.eval_every < 0 or self.text_summary_every < 0:
+            raise ConfigError("train.warmup_steps, eval_every and text_summary_every must be >= 0")
+        if self.profile_steps and (len(self.profile_steps) != 2
+                                   or self.profile_steps[0] > self.profile_steps[1]):
+            raise ConfigError("train.profile_steps must be [first_step, last_step], "
+                              f"got {self.profile_steps}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def max_predictions(self) -> int:
+        return self.objective.max_predictions_for(self.data.seq_length)
+
+    def validate(self) -> RunConfig:
+        self.model.validate()
+        self.objective.validate()
+        self.data.validate()
+        self.train.validate()
+        if self.data.seq_length > self.model.max_position_embeddings:
+            raise ConfigError(
+                f"data.seq_length ({self.data.seq_length}) is above "
+                f"model.max_position_embeddings ({self.model.max_position_embeddings})")
+        if self.max_predictions > self.data.seq_length - 2:
+            raise ConfigError(f"objective.max_predictions ({self.max_predictions}) must leave room "
+                              f"for [CLS] and [SEP] in data.seq_length ({self.data.seq_length})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading, overriding, saving
+# ----------------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Checks `value` against a dataclass field annotation; ints are accepted for floats."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported field type {annotation}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of fields, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = _build(annotation, value, f"{where}.{name}" if where else name)
+        else:
+            kwargs[name] = _coerce(value, annotation, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turns `train.steps=100` into {"train": {"steps": 100}}; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.field=value "
+                          "(e.g. --set train.steps=100)")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r}: the key must be section.field, e.g. train.steps")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
+    return {parts[0]: {parts[1]: value}}
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Builds a validated RunConfig from nested dicts; `model.preset` selects reference sizes."""
+    data = dict(data or {})
+    model = dict(data.get("model") or {})
+    preset = model.pop("preset", None)
+    if preset is not None:
+        if preset not in MODEL_PRESETS:
+            raise ConfigError(f"{source}: model.preset {preset!r} is unknown; choose one of "
+                              f"{sorted(MODEL_PRESETS)}")
+        model = {**MODEL_PRESETS[preset], **model}
+    data["model"] = model
+    try:
+        return _build(RunConfig, data, "").validate()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+                ) -> RunConfig:
+    """Loads a YAML run config (or the defaults when `path` is None) and applies overrides."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping with sections "
+                              "model, objective, data, train")
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return config_from_dict(data, source)
+
+
+def save_config(config: RunConfig, path: str) -> None:
+    """Writes the resolved config as YAML (through tf.io.gfile, so gs:// works), atomically."""
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(config.to_yaml())
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def read_saved_config(path: str) -> RunConfig:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "r") as f:
+        data = yaml.safe_load(f.read())
+    return config_from_dict(data, path)
