@@ -69,7 +69,8 @@ class ModelConfig:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name} must be a positive integer, got {getattr(self, name)}")
+                raise ConfigError(f"model.{name} must be a positive integer, "
+                                  f"got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"model.hidden_size ({self.hidden_size}) is not divisible by model.num_heads "
@@ -164,13 +165,16 @@ class DataConfig:
     short_seq_prob: float = 0.05
     single_segment_prob: float = 0.10
     eval_documents: int = 200        # documents held out for evaluation
+    eval_paths: list[str] = field(default_factory=list)  # explicit eval files ("text"); no holdout
+    cache_tokenized: bool | None = None  # keep tokenized documents in RAM; None: default corpus only
     shuffle_buffer: int = 10000
     deterministic: bool = False
     seed: int = 0
 
     def validate(self) -> None:
         if self.source not in ("default", "text", "tfds"):
-            raise ConfigError(f"data.source must be 'default', 'text' or 'tfds', got {self.source!r}")
+            raise ConfigError("data.source must be 'default', 'text' or 'tfds', "
+                              f"got {self.source!r}")
         if self.source == "text" and not self.paths:
             raise ConfigError("data.source is 'text' but data.paths is empty: list the text files "
                               "or globs to read (e.g. --set data.paths=[corpus/*.txt])")
@@ -191,6 +195,13 @@ class DataConfig:
         for name in ("short_seq_prob", "single_segment_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.eval_documents < 0:
+            raise ConfigError(f"data.eval_documents must be >= 0, got {self.eval_documents}")
+        if self.shuffle_buffer < 1:
+            raise ConfigError(f"data.shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
+        if self.vocab_size < 6:
+            raise ConfigError(f"data.vocab_size must be at least 6 (five special tokens and one "
+                              f"more), got {self.vocab_size}")
 
 
 @dataclass

@@ -110,7 +110,9 @@ class TransformerLayer(keras.layers.Layer):
         v = self._split_heads(self.value(x))
         scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / math.sqrt(self.head_size))
         # Softmax in float32 under mixed precision; the mask is additive, as in the reference.
-        probs = ops.softmax(ops.cast(scores, "float32") + attention_bias, axis=-1)
+        # (Keras casts float inputs of a layer call to the compute dtype; undo that for the bias.)
+        bias = ops.cast(attention_bias, "float32")
+        probs = ops.softmax(ops.cast(scores, "float32") + bias, axis=-1)
         probs = self.attention_dropout(ops.cast(probs, x.dtype), training=training)
         context = ops.einsum("bhqk,bkhd->bqhd", probs, v)
         context = ops.reshape(context, ops.shape(x))

@@ -1,0 +1,52 @@
+"""Sampling replacement tokens from the generator (reference objective, step 6).
+
+Gumbel-max: argmax(logits / temperature + g) with g = -log(-log(u)), u ~ Uniform(0, 1), which
+draws exactly from softmax(logits / temperature). It runs in float32 and under stop_gradient.
+
+The uniform noise is a counter-based hash of (step seed, example index, position, vocab id), so
+every example draws the same sample no matter how the global batch is split across replicas or
+micro-batches: MirroredStrategy, TPU and gradient accumulation give the same results as one
+device with one big batch, and a resumed run draws what the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+_U32 = tf.uint32
+
+
+def _mix32(h: tf.Tensor) -> tf.Tensor:
+    """A 32-bit avalanche mixer (MurmurHash3's finaliser)."""
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, tf.constant(16, _U32)))
+    h = h * tf.constant(0x85EBCA6B, _U32)
+    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, tf.constant(13, _U32)))
+    h = h * tf.constant(0xC2B2AE35, _U32)
+    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, tf.constant(16, _U32)))
+
+
+def example_uniform(seed: tf.Tensor, example_ids: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
+    """Uniform(0, 1) float32 noise of shape [batch, *shape], a pure function of
+    (seed, example id, element index).
+
+    seed: int scalar (e.g. derived from the run seed and the step); example_ids: int [batch],
+    the examples' indices in the global batch stream.
+    """
+    count = shape[0] * shape[1]
+    seed = tf.cast(tf.cast(seed, tf.int64) % (2**32), _U32)
+    example_key = _mix32(_mix32(tf.cast(tf.cast(example_ids, tf.int64) % (2**32), _U32)
+                                + tf.constant(0x9E3779B9, _U32)) ^ seed)           # [batch]
+    counter = tf.cast(tf.range(count), _U32)                                        # [n * v]
+    h = _mix32(_mix32(counter[None, :] ^ example_key[:, None]) + example_key[:, None])
+    # 24 high bits -> (0, 1), never exactly 0 or 1.
+    u = (tf.cast(tf.bitwise.right_shift(h, tf.constant(8, _U32)), tf.float32) + 0.5) / 2.0**24
+    return tf.reshape(u, (-1, shape[0], shape[1]))
+
+
+def gumbel_sample(logits: tf.Tensor, seed: tf.Tensor, example_ids: tf.Tensor,
+                  temperature: float = 1.0) -> tf.Tensor:
+    """Samples [batch, n] token ids from softmax(logits / temperature); logits [batch, n, v]."""
+    logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
+    uniform = example_uniform(seed, example_ids, (logits.shape[1], logits.shape[2]))
+    gumbel = -tf.math.log(-tf.math.log(uniform))
+    return tf.stop_gradient(tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32))

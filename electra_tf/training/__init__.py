@@ -1,0 +1,1 @@
+"""Pretraining: strategy, optimizer, the distributed train step, checkpoints and summaries."""

@@ -1,0 +1,141 @@
+"""The distributed train and eval steps.
+
+One call of `TrainStep.train` runs `steps_per_execution` optimizer steps inside a single
+`tf.function` (a `tf.range` loop), so TPUs are not starved by host round trips. Each optimizer
+step runs `replica_step` on every replica through `strategy.run`:
+
+    normalisers <- all-reduce(token counts of the global batch)
+    for each of k micro-batches:         (gradient accumulation)
+        loss, grads <- objective(micro-batch), scaled by the global counts
+    grads <- all-reduce(sum of grads)     (the gradient of the global-batch loss)
+    clip by global norm, apply AdamW
+
+Everything inside is static-shaped and free of Python side effects; with `jit_compile` the
+per-micro-batch compute is XLA-compiled (on TPU the whole step is).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from electra_tf.config import RunConfig
+from electra_tf.models import ElectraNetworks
+from electra_tf.objective import electra_objective, loss_normalizers
+from electra_tf.training import metrics as metrics_lib
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+def step_seed(run_seed: int, step: tf.Tensor) -> tf.Tensor:
+    """The sampling seed of one optimizer step: a function of the run seed and the step only."""
+    return tf.cast(step, tf.int64) * 1_000_003 + run_seed
+
+
+class TrainStep:
+    """Builds and runs the compiled train/eval functions for one strategy and set of networks."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, networks: ElectraNetworks,
+                 optimizer: keras.optimizers.Optimizer, config: RunConfig,
+                 global_step: tf.Variable):
+        self.strategy = strategy
+        self.networks = networks
+        self.optimizer = optimizer
+        self.config = config
+        self.global_step = global_step
+        self.variables = networks.trainable_variables
+        self.accum = config.train.grad_accum_steps
+        self.loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        compute = self._micro_step
+        if config.train.jit_compile:
+            compute = tf.function(compute, jit_compile=True)
+        self._compute = compute
+        self._train_fn = tf.function(self._train_loop)
+        self._eval_fn = tf.function(self._eval_once)
+
+    # ------------------------------------------------------------------ per replica
+
+    def _micro_step(self, batch, seed, example_ids, normalizers):
+        with tf.GradientTape() as tape:
+            out = electra_objective(self.networks, batch, config=self.config.objective,
+                                    seed=seed, example_ids=example_ids,
+                                    normalizers=normalizers, training=True)
+            loss = out.loss
+            if self.loss_scaling:
+                loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, self.variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(grads, self.variables)]
+        return out.loss, grads, metrics_lib.replica_sums(out)
+
+    def replica_step(self, batch, step):
+        """One optimizer step on this replica's share of the global batch."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = self.strategy.num_replicas_in_sync
+        normalizers = ctx.all_reduce(SUM, loss_normalizers(batch))
+        per_replica = batch["input_ids"].shape[0]
+        micro = per_replica // self.accum
+        first_example = (tf.cast(step, tf.int64) * per_replica * replicas
+                         + tf.cast(ctx.replica_id_in_sync_group, tf.int64) * per_replica)
+        seed = step_seed(self.config.train.seed, step)
+
+        loss, grads, sums = None, None, None
+        for k in range(self.accum):  # static and small: unrolled
+            part = {name: value[k * micro:(k + 1) * micro] for name, value in batch.items()}
+            example_ids = first_example + k * micro + tf.range(micro, dtype=tf.int64)
+            k_loss, k_grads, k_sums = self._compute(part, seed, example_ids, normalizers)
+            if loss is None:
+                loss, grads, sums = k_loss, k_grads, k_sums
+            else:
+                loss += k_loss
+                grads = [a + b for a, b in zip(grads, k_grads)]
+                sums = tf.nest.map_structure(tf.add, sums, k_sums)
+
+        grads = ctx.all_reduce(SUM, grads)
+        scale = self.optimizer.dynamic_scale if self.loss_scaling else 1.0
+        grad_norm = tf.linalg.global_norm(grads) / scale
+        # Clipping commutes with loss scaling: clip the scaled gradients by the unscaled norm.
+        clip = tf.minimum(1.0, self.config.train.clip_norm / tf.maximum(grad_norm, 1e-12))
+        # Keras' optimizer sums gradients across replicas once more; hand it equal shares.
+        grads = [g * (clip / replicas) for g in grads]
+        self.optimizer.apply(grads, self.variables)
+        sums["grad_norm"] = grad_norm / replicas  # summed across replicas below
+        return loss, sums
+
+    # ------------------------------------------------------------------ cross replica
+
+    def _train_loop(self, iterator, num_steps):
+        loss = tf.constant(0.0)
+        sums = metrics_lib.empty_sums(self.config.objective.kind)
+        for _ in tf.range(num_steps):
+            per_replica_loss, per_replica_sums = self.strategy.run(
+                self.replica_step, args=(next(iterator), self.global_step.read_value()))
+            loss = self.strategy.reduce(SUM, per_replica_loss, axis=None)
+            step_sums = tf.nest.map_structure(
+                lambda x: self.strategy.reduce(SUM, x, axis=None), per_replica_sums)
+            sums = tf.nest.map_structure(tf.add, sums, step_sums)
+            self.global_step.assign_add(1)
+        return loss, sums
+
+    def train(self, iterator, num_steps: int) -> tuple[tf.Tensor, dict]:
+        """Runs `num_steps` optimizer steps; returns the last step's loss and summed metrics."""
+        return self._train_fn(iterator, tf.constant(num_steps, tf.int32))
+
+    def _eval_replica(self, batch):
+        out = electra_objective(self.networks, batch, config=self.config.objective,
+                                seed=tf.constant(self.config.train.seed, tf.int64),
+                                training=False)
+        return metrics_lib.replica_sums(out)
+
+    def _eval_once(self, iterator):
+        per_replica = self.strategy.run(self._eval_replica, args=(next(iterator),))
+        return tf.nest.map_structure(lambda x: self.strategy.reduce(SUM, x, axis=None),
+                                     per_replica)
+
+    def evaluate(self, iterator, num_batches: int) -> dict:
+        sums = None
+        for _ in range(num_batches):
+            batch_sums = self._eval_fn(iterator)
+            sums = batch_sums if sums is None else tf.nest.map_structure(
+                tf.add, sums, batch_sums)
+        return sums

@@ -1,0 +1,66 @@
+"""Choosing the tf.distribute strategy from the config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+from electra_tf.config import ConfigError, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def create_strategy(config: TrainConfig) -> tf.distribute.Strategy:
+    """Returns the strategy named by `train.strategy`.
+
+    auto: TPU when `train.tpu` is set (an address, a name, or "local" on a TPU VM), mirrored when
+    more than one GPU is visible, otherwise the default strategy.
+    """
+    kind = config.strategy
+    if kind == "auto":
+        if config.tpu:
+            kind = "tpu"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            kind = "mirrored"
+        else:
+            kind = "default"
+    if kind == "default":
+        strategy = tf.distribute.get_strategy()
+    elif kind == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    elif kind == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError("train.strategy is multi_worker but TF_CONFIG is not set: export "
+                              "TF_CONFIG with the cluster and this worker's task on every worker")
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"TF_CONFIG is not valid JSON: {e}") from None
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif kind == "tpu":
+        tpu = config.tpu or "local"
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as e:
+            raise ConfigError(f"could not connect to the TPU {tpu!r} (train.tpu): {e}. On a TPU "
+                              "VM use train.tpu=local; elsewhere give the TPU name") from None
+        strategy = tf.distribute.TPUStrategy(resolver)
+    else:  # validated earlier
+        raise ConfigError(f"unknown train.strategy {kind!r}")
+    log.info("strategy: %s with %d replica(s)", type(strategy).__name__,
+             strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the worker that writes summaries and the canonical checkpoints."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return (resolver.task_type == "chief"
+            or (resolver.task_type == "worker" and resolver.task_id == 0))

@@ -1,0 +1,341 @@
+"""The pretraining loop: set up a run, resume it, train, evaluate, checkpoint, summarise.
+
+    trainer = Trainer(load_config("configs/quickstart.yaml"))
+    result = trainer.train()
+
+The heavy lifting is in `step.py` (the compiled distributed step); this module is the host side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.config import ConfigError, RunConfig
+from electra_tf.models import ElectraNetworks, build_networks
+from electra_tf.objective import electra_objective, scatter_at_positions
+from electra_tf.training import metrics as metrics_lib
+from electra_tf.training.checkpoints import RunCheckpoints, prepare_run_dir, restore_networks
+from electra_tf.training.optimizer import create_optimizer
+from electra_tf.training.step import TrainStep
+from electra_tf.training.strategy import create_strategy, is_chief
+from electra_tf.training.summaries import Profiler, Summaries, render_replacements
+
+log = logging.getLogger(__name__)
+
+DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the run stopped without saving over the last checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    status: str                      # "completed", "stopped" (stop_at) or "preempted" (SIGTERM)
+    metrics: dict[str, float] = field(default_factory=dict)
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+    weights_digest: str = ""
+
+
+def weights_digest(networks: ElectraNetworks) -> str:
+    """A short hash of all trainable weights (to compare runs and workers)."""
+    digest = hashlib.sha256()
+    for variable in networks.trainable_variables:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def prepare_tokenizer(config: RunConfig, chief: bool = True):
+    """Loads the run's tokenizer, building a WordPiece vocab into the run dir if none is set.
+
+    A vocab the run built itself sets `model.vocab_size`; a given vocab must match it.
+    """
+    from electra_tf.data import build_vocab, load_tokenizer
+
+    data = config.data
+    if data.tokenizer == "wordpiece" and not data.vocab_file:
+        path = os.path.join(config.train.run_dir, "vocab.txt")
+        if not tf.io.gfile.exists(path):
+            log.info("no data.vocab_file: building a %d-token WordPiece vocab into %s",
+                     data.vocab_size, path)
+            tf.io.gfile.makedirs(config.train.run_dir)
+            build_vocab(data, path, data.vocab_size)
+        data.vocab_file = path
+        tokenizer = load_tokenizer(data, path)
+        config.model.vocab_size = tokenizer.vocab_size
+    else:
+        tokenizer = load_tokenizer(data)
+    if tokenizer.vocab_size != config.model.vocab_size:
+        raise ConfigError(
+            f"model.vocab_size is {config.model.vocab_size} but the tokenizer "
+            f"({tokenizer.vocab_path}) has {tokenizer.vocab_size} tokens; set "
+            f"model.vocab_size: {tokenizer.vocab_size}")
+    return tokenizer
+
+
+class Trainer:
+    """Owns one run: strategy, networks, optimizer, data, checkpoints and summaries."""
+
+    def __init__(self, config: RunConfig, *, train_dataset_fn: DatasetFn | None = None,
+                 eval_dataset_fn: DatasetFn | None = None, tokenizer=None,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.config = config
+        train = config.train
+        self.strategy = strategy or create_strategy(train)
+        self.chief = is_chief(self.strategy)
+        if train_dataset_fn is None:
+            from electra_tf.data import dataset_fn
+
+            tokenizer = tokenizer or prepare_tokenizer(config, self.chief)
+            train_dataset_fn = dataset_fn(config, tokenizer, "train", train.batch_size)
+            eval_dataset_fn = eval_dataset_fn or dataset_fn(config, tokenizer, "eval",
+                                                            train.batch_size)
+        self.tokenizer = tokenizer
+        prepare_run_dir(config, self.chief)
+        if self.strategy.num_replicas_in_sync > 1 and train.batch_size % (
+                self.strategy.num_replicas_in_sync * train.grad_accum_steps):
+            raise ConfigError(
+                f"train.batch_size ({train.batch_size}) must be divisible by the number of "
+                f"replicas ({self.strategy.num_replicas_in_sync}) times train.grad_accum_steps")
+
+        keras.utils.set_random_seed(train.seed)
+        with self.strategy.scope():
+            self.networks = build_networks(config.model, config.objective.kind, train.precision)
+            self.optimizer = create_optimizer(train, self.networks.trainable_variables,
+                                              train.precision)
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.step_fn = TrainStep(self.strategy, self.networks, self.optimizer, config,
+                                 self.global_step)
+
+        self._train_data = self.strategy.distribute_datasets_from_function(train_dataset_fn)
+        self._train_iterator = iter(self._train_data)
+        self._eval_dataset_fn = eval_dataset_fn
+        self._eval_iterator = None
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        # TPU iterators cannot be checkpointed; those runs restart the data stream instead.
+        tpu = isinstance(self.strategy, tf.distribute.TPUStrategy)
+        self.checkpoints = RunCheckpoints(
+            train.run_dir, train.keep_checkpoints, networks=self.networks,
+            optimizer=self.optimizer, step=self.global_step,
+            data_iterator=None if tpu else self._train_iterator, chief=self.chief,
+            worker_id=getattr(resolver, "task_id", 0) or 0)
+        resumed = self.checkpoints.restore_latest()
+        if not resumed and train.init_checkpoint:
+            self._warm_start(train.init_checkpoint)
+        self.summaries = Summaries(train.run_dir, enabled=self.chief)
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def _warm_start(self, path: str) -> None:
+        """Loads weights only (fresh optimizer state) from a run dir, HF dir or TF1 ckpt."""
+        if tf.io.gfile.exists(os.path.join(path, "config.yaml")):
+            restored = restore_networks(path, self.networks)
+        else:
+            from electra_tf.interop import load_pretrained
+
+            load_pretrained(self.networks, path,
+                            allow_partial=self.config.train.allow_partial_init)
+            restored = path
+        log.info("initialised weights from %s (optimizer state starts fresh)", restored)
+
+    def _eval_iter(self):
+        if self._eval_iterator is None and self._eval_dataset_fn is not None:
+            data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
+            self._eval_iterator = iter(data)
+        return self._eval_iterator
+
+    def _on_sigterm(self, signum, frame) -> None:
+        log.warning("received SIGTERM: saving a checkpoint after the current steps, then "
+                    "stopping")
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, num_batches: int | None = None) -> dict[str, float]:
+        iterator = self._eval_iter()
+        if iterator is None:
+            return {}
+        sums = self.step_fn.evaluate(iterator, num_batches or self.config.train.eval_steps)
+        values = metrics_lib.finalize(sums, self.config.objective.kind)
+        from electra_tf.objective import total_loss_from_ratios
+
+        values["loss"] = float(total_loss_from_ratios(values, self.config.objective))
+        return values
+
+    def text_sample(self) -> str | None:
+        """Markdown of one eval example with replacements and verdicts marked."""
+        if self.tokenizer is None or self.networks.discriminator is None:
+            return None
+        iterator = self._eval_iter()
+        batch = next(iterator)
+        batch = {k: self.strategy.experimental_local_results(v)[0] for k, v in batch.items()}
+        out = electra_objective(self.networks, batch, config=self.config.objective,
+                                seed=tf.constant(self.config.train.seed, tf.int64),
+                                training=False)
+        original = scatter_at_positions(batch["input_ids"], batch["masked_lm_positions"],
+                                        batch["masked_lm_ids"], batch["masked_lm_weights"])
+        length = int(tf.reduce_sum(batch["input_mask"][0]))
+        to_text = lambda ids: [t.decode("utf-8", "replace") for t in
+                               self.tokenizer.id_to_token(ids[0][:length]).numpy()]
+        return render_replacements(to_text(out.extras["corrupted_ids"]), to_text(original),
+                                   out.extras["disc_probs"][0].numpy(), length)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _next_chunk(self, step: int, total: int, profiler: Profiler) -> int:
+        train = self.config.train
+        end = min(total, step + train.steps_per_execution)
+        for every in (train.log_every, train.checkpoint_every, train.eval_every,
+                      train.text_summary_every):
+            if every:
+                end = min(end, (step // every + 1) * every)
+        boundary = profiler.next_boundary(step)
+        if boundary is not None:
+            end = min(end, boundary)
+        return end - step
+
+    def train(self, stop_at: int | None = None) -> TrainResult:
+        """Trains to `train.steps` (or to `stop_at`, saving a checkpoint there)."""
+        train = self.config.train
+        total = train.steps if stop_at is None else min(stop_at, train.steps)
+        step = int(self.global_step.numpy())
+        global_tokens = train.batch_size * self.config.data.seq_length
+        profiler = Profiler(os.path.join(self.summaries.logdir, "train"), train.profile_steps)
+        previous_handler = None
+        try:
+            previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: no preemption handling
+            pass
+        progress = _Progress(step, total, enabled=self.chief)
+        window, window_steps, window_time = None, 0, 0.0
+        last_metrics: dict[str, float] = {}
+        eval_metrics: dict[str, float] = {}
+        status = "completed"
+        try:
+            while step < total:
+                profiler.update(step)
+                n = self._next_chunk(step, total, profiler)
+                start = time.perf_counter()
+                loss, sums = self.step_fn.train(self._train_iterator, n)
+                loss = float(loss)
+                elapsed = time.perf_counter() - start
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"the loss became {loss} at step {step + n}; stopping without saving. "
+                        f"The last good checkpoint is {self.checkpoints.latest}. Lower "
+                        "train.learning_rate, raise train.warmup_steps or use float32/bf16.")
+                step += n
+                sums = {k: v.numpy() for k, v in sums.items()}
+                window = sums if window is None else {k: window[k] + sums[k] for k in sums}
+                window_steps, window_time = window_steps + n, window_time + elapsed
+                progress.update(step, loss)
+                if step % train.log_every == 0 or step == total:
+                    last_metrics = self._log_train(step, loss, window, window_steps,
+                                                   window_time, global_tokens, progress)
+                    window, window_steps, window_time = None, 0, 0.0
+                if step % train.checkpoint_every == 0 and step < total:
+                    self.checkpoints.save()
+                if train.eval_every and step % train.eval_every == 0 and step < total:
+                    eval_metrics = self._log_eval(step)
+                if (train.text_summary_every and step % train.text_summary_every == 0
+                        and self.chief):
+                    sample = self.text_sample()
+                    if sample:
+                        self.summaries.text("train", step, "replacements", sample)
+                if self._stop_requested:
+                    status = "preempted"
+                    break
+            if status == "completed" and total < train.steps:
+                status = "stopped"
+            path = self.checkpoints.save()
+            if status == "completed":
+                eval_metrics = self._log_eval(step) or eval_metrics
+        finally:
+            profiler.stop()
+            progress.close()
+            self.summaries.flush()
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+        digest = weights_digest(self.networks)
+        log.info("%s at step %d; checkpoint %s; weights digest %s", status, step, path, digest)
+        return TrainResult(step, status, last_metrics, eval_metrics, path, digest)
+
+    def _log_train(self, step, loss, window, steps, seconds, global_tokens, progress):
+        values = metrics_lib.finalize(window, self.config.objective.kind, steps)
+        values["loss"] = loss
+        values["learning_rate"] = float(self.optimizer.learning_rate)
+        scale = getattr(self.optimizer, "dynamic_scale", None)
+        values["loss_scale"] = float(scale.numpy()) if scale is not None else 1.0
+        values["step_time"] = seconds / steps
+        values["examples_per_second"] = steps * self.config.train.batch_size / seconds
+        values["tokens_per_second"] = steps * global_tokens / seconds
+        self.summaries.scalars("train", step, values)
+        progress.log(step, values)
+        return values
+
+    def _log_eval(self, step: int) -> dict[str, float]:
+        values = self.evaluate()
+        if values:
+            self.summaries.scalars("eval", step, values)
+            log.info("eval step %d: %s", step, _format(values))
+        return values
+
+
+def _format(values: dict[str, float]) -> str:
+    keys = ("loss", "masked_lm_loss", "masked_lm_accuracy", "disc_loss", "disc_auc",
+            "disc_recall", "tokens_per_second")
+    return " ".join(f"{k}={values[k]:.4g}" for k in keys if k in values)
+
+
+def _eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class _Progress:
+    """A tqdm bar on an interactive terminal, plain log lines otherwise."""
+
+    def __init__(self, step: int, total: int, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
+        self.total = total
+        self.last = step
+        self.first = step
+        self.start = time.perf_counter()
+
+    def update(self, step: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.last)
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+        self.last = step
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        if self.bar is None:
+            rate = (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            log.info("step %d/%d (eta %s): %s", step, self.total, _eta(eta), _format(values))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
