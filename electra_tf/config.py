@@ -319,6 +319,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         (item,) = typing.get_args(annotation)
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if not math.isfinite(float(value)):

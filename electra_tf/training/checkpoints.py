@@ -5,8 +5,8 @@
     RUN_DIR/checkpoints/ckpt-N.*     tf.train.Checkpoint(model=…, optimizer=…, step=…, data=…)
     RUN_DIR/tensorboard/{train,eval} TensorBoard event files
 
-`model` is tf.train.Checkpoint(generator=…, discriminator=…) (no discriminator for
-`objective.kind: mlm`), so exporters can restore the networks without the optimizer.
+`model` holds the networks' weights under their TF1 names (see `model_checkpoint`), so exporters
+can restore the networks without the optimizer.
 
 Saves are atomic: TensorFlow writes the data files under temporary names and renames them, and
 only then rewrites the `checkpoint` index (itself written to a temporary file and renamed). A
@@ -30,13 +30,17 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def model_checkpoint(networks: ElectraNetworks) -> tf.train.Checkpoint:
-    parts = {"generator": networks.generator}
-    if networks.discriminator is not None:
-        parts["discriminator"] = networks.discriminator
-    # Keras does not track its dropout seed states for tf.train.Checkpoint; without them a
-    # resumed run would draw different dropout masks than the uninterrupted one.
-    parts["dropout_seeds"] = {f"seed_{i}": v for i, v in enumerate(dropout_seed_states(networks))}
-    return tf.train.Checkpoint(**parts)
+    """The networks' variables, keyed by their canonical (TF1) names, plus dropout seeds.
+
+    Explicit names rather than Keras object tracking: Keras 3 layers do not expose their
+    sub-layers to tf.train.Checkpoint, and the names stay stable if the code is reorganised.
+    """
+    from electra_tf.interop.names import tf1_variables
+
+    return tf.train.Checkpoint(
+        weights=dict(tf1_variables(networks)),
+        # Without the dropout seed states a resumed run would draw other dropout masks.
+        dropout_seeds={f"seed_{i}": v for i, v in enumerate(dropout_seed_states(networks))})
 
 
 def dropout_seed_states(networks: ElectraNetworks) -> list:

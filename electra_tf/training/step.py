@@ -65,7 +65,7 @@ class TrainStep:
                 loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(grads, self.variables)]
+                 for g, v in zip(grads, self.variables, strict=True)]
         return out.loss, grads, metrics_lib.replica_sums(out)
 
     def replica_step(self, batch, step):
@@ -88,7 +88,7 @@ class TrainStep:
                 loss, grads, sums = k_loss, k_grads, k_sums
             else:
                 loss += k_loss
-                grads = [a + b for a, b in zip(grads, k_grads)]
+                grads = [a + b for a, b in zip(grads, k_grads, strict=True)]
                 sums = tf.nest.map_structure(tf.add, sums, k_sums)
 
         grads = ctx.all_reduce(SUM, grads)

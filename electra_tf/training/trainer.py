@@ -51,6 +51,14 @@ class TrainResult:
     weights_digest: str = ""
 
 
+def _checkpointable(iterator) -> bool:
+    try:
+        tf.train.Checkpoint(data=iterator)
+    except ValueError:
+        return False
+    return True
+
+
 def weights_digest(networks: ElectraNetworks) -> str:
     """A short hash of all trainable weights (to compare runs and workers)."""
     digest = hashlib.sha256()
@@ -121,25 +129,41 @@ class Trainer:
         self.step_fn = TrainStep(self.strategy, self.networks, self.optimizer, config,
                                  self.global_step)
 
-        self._train_data = self.strategy.distribute_datasets_from_function(train_dataset_fn)
-        self._train_iterator = iter(self._train_data)
+        self._train_dataset_fn = train_dataset_fn
+        self._skip_steps = 0
+        self._train_iterator = self._make_train_iterator()
         self._eval_dataset_fn = eval_dataset_fn
         self._eval_iterator = None
         resolver = getattr(self.strategy, "cluster_resolver", None)
-        # TPU iterators cannot be checkpointed; those runs restart the data stream instead.
-        tpu = isinstance(self.strategy, tf.distribute.TPUStrategy)
+        data_state = self._train_iterator if _checkpointable(self._train_iterator) else None
         self.checkpoints = RunCheckpoints(
             train.run_dir, train.keep_checkpoints, networks=self.networks,
-            optimizer=self.optimizer, step=self.global_step,
-            data_iterator=None if tpu else self._train_iterator, chief=self.chief,
-            worker_id=getattr(resolver, "task_id", 0) or 0)
+            optimizer=self.optimizer, step=self.global_step, data_iterator=data_state,
+            chief=self.chief, worker_id=getattr(resolver, "task_id", 0) or 0)
         resumed = self.checkpoints.restore_latest()
+        if resumed and data_state is None:
+            # This strategy's input iterators cannot be checkpointed: replay the data stream
+            # deterministically up to the restored step instead.
+            self._skip_steps = int(self.global_step.numpy())
+            log.info("skipping the first %d steps of input to resume the data stream",
+                     self._skip_steps)
+            self._train_iterator = self._make_train_iterator()
         if not resumed and train.init_checkpoint:
             self._warm_start(train.init_checkpoint)
         self.summaries = Summaries(train.run_dir, enabled=self.chief)
         self._stop_requested = False
 
     # ------------------------------------------------------------------ set-up helpers
+
+    def _make_train_iterator(self):
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            dataset = self._train_dataset_fn(context)
+            if self._skip_steps:  # each step takes one batch per replica of this pipeline
+                per_step = context.num_replicas_in_sync // context.num_input_pipelines
+                dataset = dataset.skip(self._skip_steps * per_step)
+            return dataset
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     def _warm_start(self, path: str) -> None:
         """Loads weights only (fresh optimizer state) from a run dir, HF dir or TF1 ckpt."""

@@ -1,0 +1,166 @@
+"""The pretraining input pipeline: documents -> tokens -> packed examples -> masked batches.
+
+    open_documents (sources.py)            documents, sharded per input pipeline
+    batch + tokenizer.tokenize             [docs, (sentences), (tokens)], in the graph
+    cache (optional) / shuffle / repeat    tokenized documents
+    batch + pack_documents (packing.py)    [examples, L] input_ids / input_mask / segment_ids
+    shuffle + batch(drop_remainder=True)   [B, L]
+    mask_tokens (masking.py)               fresh masks for every batch, every epoch
+    prefetch
+
+All randomness is stateless and seeded from (data.seed, split, input pipeline id, running index
+of the batch), so with `data.deterministic` the stream is reproducible, masks and packing differ
+between epochs (the index keeps growing under `repeat`) and between input pipelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from electra_tf.config import RunConfig
+from electra_tf.data.errors import DataError
+from electra_tf.data.packing import pack_documents
+from electra_tf.data.sources import open_documents
+from electra_tf.data.tokenization import Tokenizer
+from electra_tf.masking import mask_tokens
+
+# Documents per tokenizer call and per packing call (bigger batches amortise op overhead).
+TOKENIZE_DOCUMENTS = 256
+PACK_DOCUMENTS = 64
+EXAMPLE_SHUFFLE_BUFFER = 2048
+_STAGE_PACK, _STAGE_MASK, _STAGE_SHUFFLE = 1, 2, 3
+FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
+            "masked_lm_weights")
+
+
+def _seed_base(data_seed: int, split: str, pipeline_id: int, stage: int) -> int:
+    value = ((data_seed * 1_000_003 + pipeline_id) * 2 + (split == "eval")) * 8 + stage
+    return value % (1 << 62)
+
+
+def _stateless_seed(base: int, index: tf.Tensor) -> tf.Tensor:
+    return tf.stack([tf.constant(base, tf.int64), tf.cast(index, tf.int64)])
+
+
+def tokenize_documents(tokenizer: Tokenizer, documents: tf.RaggedTensor) -> tf.RaggedTensor:
+    """string [docs, (sentences)] -> int32 [docs, (sentences), (tokens)]."""
+    ids = tokenizer.tokenize(documents.flat_values)
+    return tf.RaggedTensor.from_row_splits(ids, tf.cast(documents.row_splits, ids.row_splits.dtype),
+                                           validate=False)
+
+
+def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train",
+                 batch_size: int, input_context: tf.distribute.InputContext | None = None,
+                 repeat: bool = True) -> tf.data.Dataset:
+    """Masked pretraining batches of `batch_size` (per replica) examples.
+
+    Elements: dict of int32 input_ids (masked) / input_mask / segment_ids [B, L] and
+    masked_lm_positions / masked_lm_ids int32, masked_lm_weights float32 [B, N], with
+    L = data.seq_length and N = config.max_predictions. Training data is shuffled; evaluation data
+    is read in order. Raises `DataError` (eagerly) for missing or empty inputs.
+    """
+    data = config.data
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    if tokenizer.vocab_size > config.model.vocab_size:
+        raise DataError(f"the tokenizer's vocabulary ({tokenizer.vocab_path}) has "
+                        f"{tokenizer.vocab_size} tokens but model.vocab_size is "
+                        f"{config.model.vocab_size}; set model.vocab_size={tokenizer.vocab_size}")
+    seq_length, max_predictions = data.seq_length, config.max_predictions
+    special = tokenizer.special
+    pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+    training = split == "train"
+    deterministic = bool(data.deterministic)
+    documents = open_documents(data, split, input_context)
+
+    def tokenize(docs):
+        return tokenize_documents(tokenizer, docs)
+
+    pack_base = _seed_base(data.seed, split, pipeline_id, _STAGE_PACK)
+
+    def pack(index, docs):
+        return pack_documents(docs, _stateless_seed(pack_base, index), seq_length=seq_length,
+                              special=special, short_seq_prob=data.short_seq_prob,
+                              single_segment_prob=data.single_segment_prob)
+
+    def examples_of(tokenized_docs: tf.data.Dataset) -> tf.data.Dataset:
+        return (tokenized_docs.batch(PACK_DOCUMENTS).enumerate()
+                .map(pack, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+                .unbatch())
+
+    tokenized = documents.dataset.batch(TOKENIZE_DOCUMENTS).map(
+        tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    _check_not_empty(examples_of(tokenized.unbatch()), documents.description,
+                     batch_size if not repeat else 1)
+
+    cache = data.cache_tokenized if data.cache_tokenized is not None else data.source == "default"
+    if cache:
+        tokenized = tokenized.cache()
+    tokenized = tokenized.unbatch()
+    shuffle_seed = _seed_base(data.seed, split, pipeline_id, _STAGE_SHUFFLE)
+    if training:
+        tokenized = tokenized.shuffle(data.shuffle_buffer, seed=shuffle_seed,
+                                      reshuffle_each_iteration=True)
+    if repeat:
+        tokenized = tokenized.repeat()
+    examples = examples_of(tokenized)
+    if training:
+        examples = examples.shuffle(EXAMPLE_SHUFFLE_BUFFER, seed=shuffle_seed + 1,
+                                    reshuffle_each_iteration=True)
+
+    mask_base = _seed_base(data.seed, split, pipeline_id, _STAGE_MASK)
+    objective = config.objective
+
+    def mask(index, batch):
+        masked = mask_tokens(batch["input_ids"], batch["input_mask"],
+                             _stateless_seed(mask_base, index), special=special,
+                             mask_prob=objective.mask_prob, max_predictions=max_predictions,
+                             mask_token_fraction=objective.mask_token_fraction)
+        return {"input_ids": masked["input_ids"], "input_mask": batch["input_mask"],
+                "segment_ids": batch["segment_ids"],
+                "masked_lm_positions": masked["masked_lm_positions"],
+                "masked_lm_ids": masked["masked_lm_ids"],
+                "masked_lm_weights": masked["masked_lm_weights"]}
+
+    dataset = (examples.batch(batch_size, drop_remainder=True).enumerate()
+               .map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+               .prefetch(tf.data.AUTOTUNE))
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def _check_not_empty(examples: tf.data.Dataset, description: str, needed: int) -> None:
+    """Reads the first examples now, so an empty corpus fails here and not deep in training."""
+    try:
+        count = int(examples.take(needed).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    except tf.errors.OpError as e:
+        raise DataError(f"cannot read {description}: {e.message.splitlines()[0]}") from None
+    if count == 0:
+        raise DataError(f"{description} produced no examples: it contains no text (only blank "
+                        "lines, whitespace or characters the tokenizer drops). Check the files, "
+                        "data.layout and data.source")
+    if count < needed:
+        raise DataError(f"{description} gives only {count} examples, fewer than one batch of "
+                        f"{needed} (batches drop the remainder): use a smaller batch, more "
+                        "documents (data.eval_documents for the eval split) or repeat=True")
+
+
+def dataset_fn(config: RunConfig, tokenizer: Tokenizer, split: str = "train",
+               global_batch_size: int | None = None, repeat: bool | None = None
+               ) -> Callable[[tf.distribute.InputContext], tf.data.Dataset]:
+    """For `strategy.distribute_datasets_from_function`: one pipeline per input context, with
+    the per-replica batch of `global_batch_size` (default train.batch_size). `repeat` defaults to
+    True for training and False for evaluation."""
+    global_batch_size = global_batch_size or config.train.batch_size
+    repeat = split == "train" if repeat is None else repeat
+
+    def fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+        return make_dataset(config, tokenizer, split=split, batch_size=batch_size,
+                            input_context=input_context, repeat=repeat)
+
+    return fn

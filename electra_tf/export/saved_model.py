@@ -1,0 +1,266 @@
+"""SavedModel export of a trained run: text in, discriminator (and generator) outputs out.
+
+The SavedModel is self-contained (TF Serving / TF-Hub style): tokenization and packing run
+inside the graph with the run's vocabulary, so it is served with plain strings. Loading needs
+only TensorFlow and TensorFlow Text (import `tensorflow_text` first: it registers the
+tokenizer ops); no electra_tf code and no Keras.
+
+    import tensorflow as tf, tensorflow_text  # noqa: F401
+    model = tf.saved_model.load("export/")
+    out = model.signatures["serving_default"](text=tf.constant(["the chef ate the meal"]))
+
+Signatures (B = batch, L = data.seq_length of the run, H = hidden size, M = max predictions,
+K = top_k):
+
+  serving_default(text: string [B])
+  serving_pair(text: string [B], text_pair: string [B])
+      `[CLS] text [SEP]` or `[CLS] text [SEP] text_pair [SEP]`, truncated to L (the run's
+      packing: `pack_segments`), padded. A signature cannot have an optional input, so pairs
+      have their own signature. Outputs:
+        replaced_probability  float32 [B, L]  sigmoid of the replaced-token logits, 0 at pads
+        sequence_output       float32 [B, L, H]
+        pooled_output         float32 [B, H]  the [CLS] vector (ELECTRA has no pooler)
+        input_mask            int32   [B, L]
+        token_ids             int32   [B, L]
+        segment_ids           int32   [B, L]
+
+  encode(input_word_ids, input_mask, input_type_ids: int32 [B, S]), S <= max positions
+      The BERT encoder convention, for inputs packed elsewhere. Outputs replaced_probability,
+      sequence_output, pooled_output and input_mask as above, over S.
+
+  fill_mask(text: string [B])
+      The generator on text with `[MASK]` markers (each becomes one [MASK] token). The first M
+      masks that survive truncation to L are predicted. Outputs:
+        top_k_tokens          string  [B, M, K]  "" in unused slots
+        top_k_ids             int32   [B, M, K]  0 in unused slots
+        top_k_probabilities   float32 [B, M, K]  softmax probabilities, 0 in unused slots
+        mask_positions        int32   [B, M]     position in token_ids, 0 in unused slots
+        num_masks             int32   [B]        used slots
+        token_ids, input_mask int32   [B, L]
+
+A run trained with `objective.kind: mlm` has no discriminator: its encoder is the MLM network,
+and `replaced_probability` is absent.
+
+Besides the signatures the SavedModel holds the functions `id_to_token(ids: int32 [N]) ->
+string [N]` and those behind the signatures (`serve_text`, `serve_pair`, `encode`, `fill_mask`),
+`vocab_file` (an Asset: the WordPiece vocab.txt or SentencePiece model), `do_lower_case`,
+`seq_length`, `max_predictions` and `top_k` (scalar variables), `model_variables` (all network
+weights) and `tokenizer`. `assets.extra/electra_tf.json` describes the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from electra_tf.models import ElectraNetworks
+
+SIGNATURE_TEXT = "serving_default"
+SIGNATURE_PAIR = "serving_pair"
+SIGNATURE_ENCODE = "encode"
+SIGNATURE_FILL_MASK = "fill_mask"
+MASK_MARKER = "[MASK]"
+METADATA_FILE = os.path.join("assets.extra", "electra_tf.json")
+
+
+def _tf_variables(networks: ElectraNetworks) -> list[tf.Variable]:
+    """The tf.Variables behind the Keras variables of both networks (shared ones once)."""
+    seen, out = set(), []
+    for network in (networks.generator, networks.discriminator):
+        if network is None:
+            continue
+        for variable in network.weights:
+            value = getattr(variable, "value", variable)
+            if not isinstance(value, tf.Variable):
+                raise TypeError(f"cannot export {variable.path}: not backed by a tf.Variable "
+                                "(is KERAS_BACKEND set to something other than tensorflow?)")
+            if id(value) not in seen:
+                seen.add(id(value))
+                out.append(value)
+    return out
+
+
+class ElectraSavedModel(tf.Module):
+    """The exported object: tracked tokenizer and variables, plus the serving functions.
+
+    The Keras networks are used only while tracing (they are captured by closures, not tracked),
+    so the SavedModel's object graph holds plain variables and no Keras objects.
+    """
+
+    def __init__(self, networks: ElectraNetworks, tokenizer, *, seq_length: int,
+                 max_predictions: int, top_k: int = 5, lower_case: bool = True,
+                 vocab_path: str | None = None):
+        super().__init__(name="electra")
+        max_positions = networks.embeddings.max_positions
+        if seq_length > max_positions:
+            raise ValueError(f"seq_length {seq_length} exceeds the model's "
+                             f"{max_positions} positions")
+        if not 1 <= max_predictions <= seq_length - 2:
+            raise ValueError(f"max_predictions must be in [1, seq_length - 2], "
+                             f"got {max_predictions}")
+        if not 1 <= top_k <= networks.embeddings.vocab_size:
+            raise ValueError(f"top_k must be in [1, vocab size], got {top_k}")
+        from electra_tf.data.packing import pack_segments
+
+        self.tokenizer = tokenizer
+        self.model_variables = _tf_variables(networks)
+        self.seq_length = tf.Variable(seq_length, trainable=False, name="seq_length")
+        self.max_predictions = tf.Variable(max_predictions, trainable=False,
+                                           name="max_predictions")
+        self.top_k = tf.Variable(top_k, trainable=False, name="top_k")
+        self.do_lower_case = tf.Variable(lower_case, trainable=False, name="do_lower_case")
+        if vocab_path is not None:
+            self.vocab_file = tf.saved_model.Asset(vocab_path)
+
+        special = tokenizer.special
+        encoder = networks.encoder_network
+        generator = networks.generator
+        discriminator = networks.discriminator
+
+        def encoder_outputs(ids, mask, segments):
+            sequence_output = encoder.encode(ids, mask, segments, training=False)
+            out = {"sequence_output": sequence_output,
+                   "pooled_output": sequence_output[:, 0],
+                   "input_mask": mask}
+            if discriminator is not None:
+                logits = discriminator.rtd_logits(sequence_output)
+                out["replaced_probability"] = tf.sigmoid(logits) * tf.cast(mask, tf.float32)
+            return out
+
+        def pack(segments):
+            packed = pack_segments(segments, seq_length, special)
+            ids = tf.cast(packed["input_ids"], tf.int32)
+            mask = tf.cast(packed["input_mask"], tf.int32)
+            segment_ids = tf.cast(packed["segment_ids"], tf.int32)
+            # Static shapes for the serving signature: [batch, seq_length].
+            ids = tf.ensure_shape(ids, [None, seq_length])
+            mask = tf.ensure_shape(mask, [None, seq_length])
+            segment_ids = tf.ensure_shape(segment_ids, [None, seq_length])
+            return ids, mask, segment_ids
+
+        def text_outputs(segments):
+            ids, mask, segment_ids = pack(segments)
+            out = encoder_outputs(ids, mask, segment_ids)
+            out.update(token_ids=ids, segment_ids=segment_ids)
+            return out
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve_text(text):
+            return text_outputs([tokenizer.tokenize(text)])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                      tf.TensorSpec([None], tf.string, name="text_pair")])
+        def serve_pair(text, text_pair):
+            tf.debugging.assert_equal(tf.shape(text), tf.shape(text_pair), message=(
+                "text and text_pair must have the same batch size"))
+            return text_outputs([tokenizer.tokenize(text), tokenizer.tokenize(text_pair)])
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name="input_word_ids"),
+            tf.TensorSpec([None, None], tf.int32, name="input_mask"),
+            tf.TensorSpec([None, None], tf.int32, name="input_type_ids")])
+        def encode(input_word_ids, input_mask, input_type_ids):
+            length = tf.shape(input_word_ids)[1]
+            checks = [
+                tf.debugging.assert_less_equal(length, max_positions, message=(
+                    f"sequence length must be at most {max_positions} "
+                    "(the model's max_position_embeddings)")),
+                tf.debugging.assert_equal(tf.shape(input_word_ids), tf.shape(input_mask),
+                                          message="input_mask must have the ids' shape"),
+                tf.debugging.assert_equal(tf.shape(input_word_ids), tf.shape(input_type_ids),
+                                          message="input_type_ids must have the ids' shape"),
+            ]
+            with tf.control_dependencies(checks):
+                input_word_ids = tf.identity(input_word_ids)
+            return encoder_outputs(input_word_ids, input_mask, input_type_ids)
+
+        def tokenize_with_masks(text):
+            """Tokenizes `text`, turning each `[MASK]` marker into the [MASK] id (the marker
+            is cut out before WordPiece, which would split it into `[`, `mask`, `]`)."""
+            text = tf.strings.regex_replace(text, r"(?i)\[mask\]", MASK_MARKER)
+            pieces = tf.strings.split(text, sep=MASK_MARKER)          # [B, (pieces)]
+            piece_tokens = tokenizer.tokenize(pieces.flat_values)      # [P, (tokens)]
+            row_lengths = pieces.row_lengths()
+            index_in_row = (tf.range(tf.size(pieces.flat_values, out_type=tf.int64))
+                            - tf.repeat(pieces.row_starts(), row_lengths))
+            not_last = index_in_row < tf.repeat(row_lengths - 1, row_lengths)
+            suffix = tf.RaggedTensor.from_row_lengths(
+                tf.fill([tf.reduce_sum(tf.cast(not_last, tf.int32))],
+                        tf.constant(special.mask_id, piece_tokens.dtype)),
+                tf.cast(not_last, tf.int64))
+            joined = tf.concat([piece_tokens, suffix], axis=1)         # marker after each piece
+            return tf.RaggedTensor.from_row_splits(joined, pieces.row_splits).merge_dims(1, 2)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def fill_mask(text):
+            ids, mask, segment_ids = pack([tokenize_with_masks(text)])
+            is_mask = tf.equal(ids, special.mask_id) & tf.equal(mask, 1)
+            # The first `max_predictions` masks: top-k of a score that falls with the position.
+            score = tf.where(is_mask, seq_length - tf.range(seq_length)[None, :], 0)
+            first, positions = tf.math.top_k(score, k=max_predictions, sorted=True)
+            used = first > 0
+            positions = tf.where(used, positions, 0)
+            sequence_output = generator.encode(ids, mask, segment_ids, training=False)
+            logits = generator.mlm_logits(sequence_output, positions)  # [B, M, V] float32
+            probabilities, top_ids = tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=top_k)
+            top_ids = tf.cast(top_ids, tf.int32)
+            used_k = tf.broadcast_to(used[:, :, None], tf.shape(top_ids))
+            flat_tokens = tokenizer.id_to_token(tf.reshape(top_ids, [-1]))
+            tokens = tf.reshape(flat_tokens, tf.shape(top_ids))
+            return {
+                "top_k_tokens": tf.where(used_k, tokens, ""),
+                "top_k_ids": tf.where(used_k, top_ids, 0),
+                "top_k_probabilities": tf.where(used_k, probabilities, 0.0),
+                "mask_positions": positions,
+                "num_masks": tf.reduce_sum(tf.cast(used, tf.int32), axis=1),
+                "token_ids": ids,
+                "input_mask": mask,
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="ids")])
+        def id_to_token(ids):
+            return tokenizer.id_to_token(ids)
+
+        self.serve_text = serve_text
+        self.serve_pair = serve_pair
+        self.encode = encode
+        self.fill_mask = fill_mask
+        self.id_to_token = id_to_token
+
+    def signatures(self) -> dict:
+        return {
+            SIGNATURE_TEXT: self.serve_text.get_concrete_function(),
+            SIGNATURE_PAIR: self.serve_pair.get_concrete_function(),
+            SIGNATURE_ENCODE: self.encode.get_concrete_function(),
+            SIGNATURE_FILL_MASK: self.fill_mask.get_concrete_function(),
+        }
+
+
+def export_saved_model(networks: ElectraNetworks, tokenizer, out_dir: str, *, seq_length: int,
+                       max_predictions: int, top_k: int = 5, lower_case: bool = True,
+                       metadata: dict | None = None) -> str:
+    """Writes the SavedModel described in this module's docstring to `out_dir`."""
+    vocab_path = getattr(tokenizer, "vocab_path", None)
+    if vocab_path is not None and not tf.io.gfile.exists(vocab_path):
+        vocab_path = None
+    module = ElectraSavedModel(networks, tokenizer, seq_length=seq_length,
+                               max_predictions=max_predictions, top_k=top_k,
+                               lower_case=lower_case, vocab_path=vocab_path)
+    signatures = module.signatures()
+    tf.saved_model.save(module, out_dir, signatures=signatures)
+    info = {
+        "signatures": {name: {"inputs": sorted(fn.structured_input_signature[1]),
+                              "outputs": sorted(fn.structured_outputs)}
+                       for name, fn in signatures.items()},
+        "seq_length": seq_length, "max_predictions": max_predictions, "top_k": top_k,
+        "lower_case": lower_case, "vocab_size": int(networks.embeddings.vocab_size),
+        "has_discriminator": networks.discriminator is not None,
+        "load": "import tensorflow as tf, tensorflow_text; tf.saved_model.load(path)",
+        **(metadata or {}),
+    }
+    tf.io.gfile.makedirs(os.path.join(out_dir, "assets.extra"))
+    with tf.io.gfile.GFile(os.path.join(out_dir, METADATA_FILE), "w") as f:
+        f.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return out_dir

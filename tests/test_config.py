@@ -1,0 +1,104 @@
+"""Config: presets match the reference table, YAML loading, overrides, clear errors."""
+
+import pytest
+
+from electra_tf.config import (
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    config_from_dict,
+    load_config,
+    model_preset,
+    read_saved_config,
+    save_config,
+)
+
+
+@pytest.mark.parametrize("name, sizes, generator", [
+    ("small", (128, 256, 12, 4, 1024), (64, 1, 256)),
+    ("base", (768, 768, 12, 12, 3072), (256, 4, 1024)),
+    ("large", (1024, 1024, 24, 16, 4096), (256, 4, 1024)),
+])
+def test_presets_match_the_reference_table(name, sizes, generator):
+    config = model_preset(name)
+    assert (config.embedding_size, config.hidden_size, config.num_layers, config.num_heads,
+            config.intermediate_size) == sizes
+    assert (config.generator_hidden_size, config.generator_num_heads,
+            config.generator_intermediate_size) == generator
+    assert config.vocab_size == 30522 and config.layer_norm_epsilon == 1e-12
+    assert config.dropout == 0.1 and config.initializer_range == 0.02
+
+
+def test_max_predictions_follow_the_reference_formula():
+    assert config_from_dict({"data": {"seq_length": 128}}).max_predictions == 19
+    assert config_from_dict({"data": {"seq_length": 512}}).max_predictions == 79
+    large = config_from_dict({"objective": {"mask_prob": 0.25}, "data": {"seq_length": 512}})
+    assert large.max_predictions == int(0.255 * 512)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"model": {"hidden_size": 250}}, "not divisible by model.num_heads"),
+    ({"model": {"generator_fraction": 1.5}}, "generator_fraction must be in (0, 1]"),
+    ({"model": {"generator_fraction": 0.0}}, "generator_fraction must be in (0, 1]"),
+    ({"data": {"seq_length": 1024}}, "above model.max_position_embeddings"),
+    ({"model": {"hidden": 3}}, "model: unknown field(s) ['hidden']"),
+    ({"train": {"steps": "many"}}, "train.steps: expected an integer"),
+    ({"train": {"precision": "fp8"}}, "train.precision must be"),
+    ({"data": {"source": "text"}}, "data.paths is empty"),
+    ({"model": {"preset": "huge"}}, "model.preset 'huge' is unknown"),
+    ({"train": {"batch_size": 30, "grad_accum_steps": 4}}, "divisible by"),
+])
+def test_invalid_values_give_clear_messages(data, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(data, "my.yaml")
+    assert message in str(error.value)
+    assert "my.yaml" in str(error.value)
+
+
+def test_yaml_file_with_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  preset: tiny\ntrain:\n  steps: 10\n  learning_rate: 1e-3\n")
+    config = load_config(path, ["train.steps=100", "data.paths=[a.txt, b.txt]",
+                                "data.source=text", "train.jit_compile=true"])
+    assert config.train.steps == 100 and config.train.jit_compile is True
+    assert config.data.paths == ["a.txt", "b.txt"]
+    assert config.model.hidden_size == 128  # from the tiny preset
+    assert config.train.learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.steps", "must look like section.field=value"),
+    ("steps=3", "the key must be section.field"),
+    ("train.nope=3", "unknown field(s) ['nope']"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")
+                       .replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(listed)
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = config_from_dict({"model": {"preset": "tiny"}, "train": {"steps": 7}})
+    save_config(config, str(tmp_path / "config.yaml"))
+    assert read_saved_config(str(tmp_path / "config.yaml")) == config
+    assert isinstance(RunConfig().model, ModelConfig)
+
+
+@pytest.mark.parametrize("name", ["quickstart", "small", "base", "large"])
+def test_shipped_configs_load(name):
+    config = load_config(f"configs/{name}.yaml")
+    if name != "quickstart":
+        assert config.model == model_preset(name)
