@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.config import DataConfig, ObjectiveConfig, RunConfig, TrainConfig, model_preset
-from electra_tf.config import save_config
+from electra_tf.config import (
+    DataConfig,
+    ObjectiveConfig,
+    RunConfig,
+    TrainConfig,
+    model_preset,
+    save_config,
+)
 from electra_tf.models import build_networks
 from electra_tf.training.checkpoints import model_checkpoint
 
@@ -35,6 +41,7 @@ PAIRS = [
     ("the chef cooked the meal", "the dog ate"),
     ("a cat sat on the mat", "the man went to the store and the dog sat on the mat in the sun"),
     ("the man went to the store and the dog sat on the mat in the sun", "a cat"),
+    ("a dog", ""),   # an empty text_pair packs like a single text
 ]
 FILL = [
     "the chef [MASK] the meal",
@@ -278,6 +285,12 @@ def test_pairs_match_in_process(fresh, run, tokenizer):
         assert got["input_mask"][row].sum() == SEQ
         assert (got["token_ids"][row] == ID["[SEP]"]).sum() == 2
         assert got["segment_ids"][row].any() and got["segment_ids"][row, -1] == 1
+
+    single = section(results, "text")
+    for key in ("token_ids", "input_mask", "segment_ids"):
+        np.testing.assert_array_equal(got[key][3], single[key][1])
+    np.testing.assert_allclose(got["replaced_probability"][3],
+                               single["replaced_probability"][1], atol=TOL)
 
     np.testing.assert_array_equal(got["token_ids"], ids)
     np.testing.assert_array_equal(got["segment_ids"], types)

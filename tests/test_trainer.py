@@ -42,13 +42,16 @@ def make_trainer(config, examples, strategy=None):
 
 
 def read_scalars(logdir):
-    """{tag: {step: value}} from the event files under `logdir`."""
+    """{tag: {step: value}} from the event files under `logdir` (text summaries as bytes)."""
     scalars = {}
     for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") \
-                    else value.simple_value
+                if not value.HasField("tensor"):
+                    number = value.simple_value
+                else:
+                    array = tf.make_ndarray(value.tensor)
+                    number = array.item() if array.dtype.kind != "O" else array.ravel()[0]
                 scalars.setdefault(value.tag, {})[event.step] = number
     return scalars
 

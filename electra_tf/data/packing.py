@@ -142,11 +142,12 @@ def pack_documents(documents: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: i
         return tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False,
                               element_shape=tf.TensorShape([None]))
 
+    loop_vars = (tf.constant(0), doc_start, arrays(tf.int32), arrays(tf.int32),
+                 arrays(tf.int32), arrays(tf.int32), arrays(tf.int32), arrays(tf.bool))
     _, _, starts, splits, ends, docs, targets, singles = tf.while_loop(
-        lambda i, cursor, *_: tf.reduce_any(cursor < doc_end),
-        step,
-        (tf.constant(0), doc_start, arrays(tf.int32), arrays(tf.int32), arrays(tf.int32),
-         arrays(tf.int32), arrays(tf.int32), arrays(tf.bool)))
+        lambda i, cursor, *_: tf.reduce_any(cursor < doc_end), step, loop_vars,
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]))
+        + tuple(tf.TensorShape(None) for _ in loop_vars[2:]))
     start, split, end = starts.concat(), splits.concat(), ends.concat()
     a_start = tf.gather(offsets, start)
     b_start = tf.gather(offsets, split)

@@ -1,16 +1,20 @@
 """The pretraining input pipeline: documents -> tokens -> packed examples -> masked batches.
 
     open_documents (sources.py)            documents, sharded per input pipeline
+    shuffle (training) / repeat            documents (strings)
     batch + tokenizer.tokenize             [docs, (sentences), (tokens)], in the graph
-    cache (optional) / shuffle / repeat    tokenized documents
-    batch + pack_documents (packing.py)    [examples, L] input_ids / input_mask / segment_ids
-    shuffle + batch(drop_remainder=True)   [B, L]
-    mask_tokens (masking.py)               fresh masks for every batch, every epoch
+      (cache: tokenize once, then reshuffle the cached batches every epoch)
+    pack_documents (packing.py)            [examples, L] input_ids / input_mask / segment_ids
+      + mask_tokens (masking.py)           fresh masks for every example, every epoch
+      + shuffle of the call's examples     (training)
+    rebatch(drop_remainder=True)           [B, L] (per replica)
     prefetch
 
 All randomness is stateless and seeded from (data.seed, split, input pipeline id, running index
-of the batch), so with `data.deterministic` the stream is reproducible, masks and packing differ
-between epochs (the index keeps growing under `repeat`) and between input pipelines.
+of the packing call), so with `data.deterministic` the stream is reproducible, while masks and
+packing differ between epochs (the index keeps growing under `repeat`) and between input
+pipelines. Masks are drawn where examples are made (a few hundred at a time), not per batch:
+the same distribution, fewer op launches.
 """
 
 from __future__ import annotations
@@ -22,14 +26,12 @@ import tensorflow as tf
 from electra_tf.config import RunConfig
 from electra_tf.data.errors import DataError
 from electra_tf.data.packing import pack_documents
-from electra_tf.data.sources import open_documents
+from electra_tf.data.sources import graph_only, open_documents
 from electra_tf.data.tokenization import Tokenizer
 from electra_tf.masking import mask_tokens
 
-# Documents per tokenizer call and per packing call (bigger batches amortise op overhead).
-TOKENIZE_DOCUMENTS = 256
-PACK_DOCUMENTS = 64
-EXAMPLE_SHUFFLE_BUFFER = 2048
+# Documents per tokenizer and packing call (bigger batches amortise op overhead).
+DOCUMENTS_PER_CALL = 256
 _STAGE_PACK, _STAGE_MASK, _STAGE_SHUFFLE = 1, 2, 3
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
             "masked_lm_weights")
@@ -75,57 +77,75 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
     deterministic = bool(data.deterministic)
     documents = open_documents(data, split, input_context)
 
+    @graph_only
     def tokenize(docs):
         return tokenize_documents(tokenizer, docs)
 
     pack_base = _seed_base(data.seed, split, pipeline_id, _STAGE_PACK)
+    mask_base = _seed_base(data.seed, split, pipeline_id, _STAGE_MASK)
+    shuffle_base = _seed_base(data.seed, split, pipeline_id, _STAGE_SHUFFLE)
+    objective = config.objective
 
+    @graph_only
     def pack(index, docs):
         return pack_documents(docs, _stateless_seed(pack_base, index), seq_length=seq_length,
                               special=special, short_seq_prob=data.short_seq_prob,
                               single_segment_prob=data.single_segment_prob)
 
-    def examples_of(tokenized_docs: tf.data.Dataset) -> tf.data.Dataset:
-        return (tokenized_docs.batch(PACK_DOCUMENTS).enumerate()
-                .map(pack, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-                .unbatch())
-
-    tokenized = documents.dataset.batch(TOKENIZE_DOCUMENTS).map(
-        tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    _check_not_empty(examples_of(tokenized.unbatch()), documents.description,
-                     batch_size if not repeat else 1)
-
-    cache = data.cache_tokenized if data.cache_tokenized is not None else data.source == "default"
-    if cache:
-        tokenized = tokenized.cache()
-    tokenized = tokenized.unbatch()
-    shuffle_seed = _seed_base(data.seed, split, pipeline_id, _STAGE_SHUFFLE)
-    if training:
-        tokenized = tokenized.shuffle(data.shuffle_buffer, seed=shuffle_seed,
-                                      reshuffle_each_iteration=True)
-    if repeat:
-        tokenized = tokenized.repeat()
-    examples = examples_of(tokenized)
-    if training:
-        examples = examples.shuffle(EXAMPLE_SHUFFLE_BUFFER, seed=shuffle_seed + 1,
-                                    reshuffle_each_iteration=True)
-
-    mask_base = _seed_base(data.seed, split, pipeline_id, _STAGE_MASK)
-    objective = config.objective
-
-    def mask(index, batch):
-        masked = mask_tokens(batch["input_ids"], batch["input_mask"],
+    @graph_only
+    def pack_and_mask(index, docs):
+        # Masks are drawn per packing call (hundreds of examples at once, cheaper than per
+        # batch); the index keeps growing under repeat, so every epoch gets fresh masks.
+        examples = pack(index, docs)
+        masked = mask_tokens(examples["input_ids"], examples["input_mask"],
                              _stateless_seed(mask_base, index), special=special,
                              mask_prob=objective.mask_prob, max_predictions=max_predictions,
                              mask_token_fraction=objective.mask_token_fraction)
-        return {"input_ids": masked["input_ids"], "input_mask": batch["input_mask"],
-                "segment_ids": batch["segment_ids"],
-                "masked_lm_positions": masked["masked_lm_positions"],
-                "masked_lm_ids": masked["masked_lm_ids"],
-                "masked_lm_weights": masked["masked_lm_weights"]}
+        out = {"input_ids": masked["input_ids"], "input_mask": examples["input_mask"],
+               "segment_ids": examples["segment_ids"],
+               "masked_lm_positions": masked["masked_lm_positions"],
+               "masked_lm_ids": masked["masked_lm_ids"],
+               "masked_lm_weights": masked["masked_lm_weights"]}
+        if training:
+            # Shuffle the examples of this call (they come from DOCUMENTS_PER_CALL documents
+            # drawn from the shuffled document stream): cheaper than a per-example buffer.
+            keys = tf.random.stateless_uniform(tf.shape(out["input_mask"])[:1],
+                                               _stateless_seed(shuffle_base, index))
+            order = tf.argsort(keys)
+            out = {name: tf.gather(value, order) for name, value in out.items()}
+        return out
 
-    dataset = (examples.batch(batch_size, drop_remainder=True).enumerate()
-               .map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    def examples_of(tokenized: tf.data.Dataset, fn) -> tf.data.Dataset:
+        # Calls give [examples, L] blocks of varying size; rebatch cuts them into batches.
+        return (tokenized.enumerate()
+                .map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic))
+
+    def tokenized_batches(docs: tf.data.Dataset) -> tf.data.Dataset:
+        return docs.batch(DOCUMENTS_PER_CALL).map(
+            tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+    # Fail now, not deep in training (and never loop forever on an empty repeated dataset).
+    _check_has_tokens(tokenized_batches(documents.dataset), documents.description)
+    if not repeat:
+        _check_examples(examples_of(tokenized_batches(documents.dataset), pack),
+                        documents.description, batch_size)
+
+    docs = documents.dataset
+    if training:
+        docs = docs.shuffle(data.shuffle_buffer, seed=shuffle_base, reshuffle_each_iteration=True)
+    cache = data.cache_tokenized if data.cache_tokenized is not None else data.source == "default"
+    if cache:
+        # Tokenize once; later epochs reshuffle the cached batches of documents (which
+        # documents share a packing call does not change any example, only stream order).
+        tokenized = tokenized_batches(docs).cache()
+        if training:
+            tokenized = tokenized.shuffle(1024, seed=shuffle_base + 1,
+                                          reshuffle_each_iteration=True)
+        if repeat:
+            tokenized = tokenized.repeat()
+    else:
+        tokenized = tokenized_batches(docs.repeat() if repeat else docs)
+    dataset = (examples_of(tokenized, pack_and_mask).rebatch(batch_size, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -133,16 +153,24 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
     return dataset.with_options(options)
 
 
-def _check_not_empty(examples: tf.data.Dataset, description: str, needed: int) -> None:
-    """Reads the first examples now, so an empty corpus fails here and not deep in training."""
+def _check_has_tokens(tokenized: tf.data.Dataset, description: str) -> None:
+    """Reads up to the first tokenized documents that hold any token."""
+    first = (tokenized.map(graph_only(lambda docs: tf.size(docs.flat_values, tf.int64)))
+             .filter(graph_only(lambda n: n > 0)).take(1))
     try:
-        count = int(examples.take(needed).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+        found = int(first.reduce(tf.constant(0, tf.int64), graph_only(lambda total, n: total + n)))
     except tf.errors.OpError as e:
         raise DataError(f"cannot read {description}: {e.message.splitlines()[0]}") from None
-    if count == 0:
-        raise DataError(f"{description} produced no examples: it contains no text (only blank "
-                        "lines, whitespace or characters the tokenizer drops). Check the files, "
-                        "data.layout and data.source")
+    if found == 0:
+        raise DataError(f"{description} has no text to train on: no document with a token "
+                        "(empty files, only blank lines, or only characters the tokenizer drops). "
+                        "Check the files, data.layout and data.source")
+
+
+def _check_examples(examples: tf.data.Dataset, description: str, needed: int) -> None:
+    """Without repeat, the split must fill at least one batch (batches drop the remainder)."""
+    count = int(examples.unbatch().take(needed).reduce(tf.constant(0, tf.int64),
+                                                       graph_only(lambda n, _: n + 1)))
     if count < needed:
         raise DataError(f"{description} gives only {count} examples, fewer than one batch of "
                         f"{needed} (batches drop the remainder): use a smaller batch, more "

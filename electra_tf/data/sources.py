@@ -48,6 +48,11 @@ DEFAULT_DOCUMENT_WORDS = 400
 _WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 
 
+def graph_only(fn):
+    """Marks a tf.data function as plain graph code: AutoGraph's slow conversion is skipped."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 @dataclass
 class Documents:
     """A dataset of documents (1-D string tensors of sentences) and a description for messages."""
@@ -125,6 +130,7 @@ def _sentence_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
     lines = tf.data.TextLineDataset(filename).concatenate(
         tf.data.Dataset.from_tensors(tf.constant("")))
 
+    @graph_only
     def step(carry, block):
         block = sanitize(block)
         lines = tf.concat([carry, block], axis=0)
@@ -141,19 +147,23 @@ def _sentence_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
         rest = tf.boolean_mask(lines, ~complete & ~blank & (doc_index >= num_blank))
         return rest, (values, row_lengths)
 
-    docs = lines.batch(_BLOCK_LINES).scan(tf.zeros([0], tf.string), step)
-    return docs.flat_map(lambda values, lengths: tf.data.Dataset.from_tensor_slices(
-        tf.RaggedTensor.from_row_lengths(values, lengths)))
+    @graph_only
+    def to_documents(values, lengths):
+        return tf.data.Dataset.from_tensor_slices(
+            tf.RaggedTensor.from_row_lengths(values, lengths))
+
+    return lines.batch(_BLOCK_LINES).scan(tf.zeros([0], tf.string), step).flat_map(to_documents)
 
 
 def _document_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
     lines = tf.data.TextLineDataset(filename).batch(_BLOCK_LINES)
 
+    @graph_only
     def to_docs(block):
         docs = split_sentences(sanitize(block))
         return tf.ragged.boolean_mask(docs, docs.row_lengths() > 0)
 
-    return lines.map(to_docs).flat_map(tf.data.Dataset.from_tensor_slices)
+    return lines.map(to_docs).flat_map(graph_only(tf.data.Dataset.from_tensor_slices))
 
 
 def file_documents(filename: str | tf.Tensor, layout: str) -> tf.data.Dataset:
@@ -167,7 +177,7 @@ def file_documents(filename: str | tf.Tensor, layout: str) -> tf.data.Dataset:
 
 
 def _count(dataset: tf.data.Dataset, limit: int) -> int:
-    return int(dataset.take(limit).reduce(np.int64(0), lambda n, _: n + 1))
+    return int(dataset.take(limit).reduce(np.int64(0), graph_only(lambda n, _: n + 1)))
 
 
 def _text_documents(data: DataConfig, split: str,
@@ -216,11 +226,16 @@ def _text_documents(data: DataConfig, split: str,
         tf.constant([takes[i] for i in ids], tf.int64)))
     # Evaluation reads files in order; training interleaves documents of several files.
     cycle = 1 if split == "eval" else min(len(ids), 8)
-    dataset = table.interleave(
-        lambda name, skip, take: file_documents(name, data.layout).skip(skip).take(take),
-        cycle_length=cycle, block_length=8,
-        num_parallel_calls=None if cycle == 1 else tf.data.AUTOTUNE,
-        deterministic=data.deterministic)
+    @graph_only
+    def read(name, skip, take):
+        return file_documents(name, data.layout).skip(skip).take(take)
+
+    if cycle == 1:
+        dataset = table.flat_map(read)
+    else:
+        dataset = table.interleave(read, cycle_length=cycle, block_length=8,
+                                   num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=data.deterministic)
     return Documents(dataset, f"text corpus {description} (split {split!r})", len(ids),
                      sharded_by_file)
 
@@ -321,7 +336,8 @@ def default_corpus_split(split: str, eval_documents: int) -> list[tuple[str, ...
     if eval_documents >= len(documents):
         raise DataError(f"data.eval_documents={eval_documents} holds out the whole default corpus "
                         f"({len(documents)} documents); lower it")
-    held_out = set(default_eval_indices(len(documents), eval_documents)) if eval_documents else set()
+    held_out = (set(default_eval_indices(len(documents), eval_documents)) if eval_documents
+                else set())
     if split == "eval":
         if not held_out:
             raise DataError("split='eval' but data.eval_documents is 0: hold out some documents")
@@ -393,10 +409,11 @@ def _tfds_documents(data: DataConfig, split: str,
                         f"{builder.data_dir}: {first}. Prepare it first (tfds build {name} "
                         "--data_dir=DIR, then set data.tfds_data_dir=DIR)") from None
     feature = data.tfds_feature
-    dataset = dataset.map(lambda example: example[feature])
+    dataset = dataset.map(graph_only(lambda example: example[feature]))
     if pipelines > 1 and not by_file:
         dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
 
+    @graph_only
     def to_docs(texts):
         docs = split_sentences(sanitize(texts))
         return tf.ragged.boolean_mask(docs, docs.row_lengths() > 0)

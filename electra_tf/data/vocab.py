@@ -30,7 +30,7 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 
 from electra_tf.config import DataConfig
 from electra_tf.data.errors import DataError
-from electra_tf.data.sources import open_documents
+from electra_tf.data.sources import graph_only, open_documents
 from electra_tf.data.tokenization import SPECIAL_TOKENS, normalize
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def count_words(data: DataConfig, max_words: int) -> collections.Counter:
     documents = open_documents(data, "train")
     basic = bert_tokenizer.BasicTokenizer(lower_case=False, normalization_form=None)
 
+    @graph_only
     def batch_counts(docs):
         words = basic.tokenize(normalize(docs.flat_values, data.lower_case,
                                          data.strip_accents)).flat_values

@@ -105,7 +105,17 @@ def load_run(run_dir: str, step: int | None = None):
     config_path = _check_run_dir(run_dir, step)
     config = read_saved_config(config_path)
     networks = build_networks(config.model, config.objective.kind, "float32")
-    checkpoint = restore_networks(run_dir, networks, step)
+    try:
+        checkpoint = restore_networks(run_dir, networks, step)
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        from electra_tf.interop import CheckpointMismatchError
+
+        detail = " ".join(str(e).split())
+        detail = detail[:240] + (" ..." if len(detail) > 240 else "")
+        raise CheckpointMismatchError(
+            f"the checkpoint in {run_dir} does not match the networks its {config_path} "
+            f"describes ({detail}); was config.yaml edited, or the run written by another "
+            "version of electra-tf?") from None
     log.info("restored %s", checkpoint)
     return config, networks, checkpoint
 

@@ -126,7 +126,7 @@ def run_demo(saved_model_dir: str, pairs: tuple[tuple[str, str], ...] | None = N
     false_alarms = [c_tokens[i] for i in words
                     if not span[0] <= i < span[1] and c_probs[i] > THRESHOLD]
     verdict = "yes" if flagged else "no"
-    lines.append(f"flagged: {verdict} — P(replaced) of {new_word!r} is {replaced_p:.3f} "
+    lines.append(f"flagged: {verdict} - P(replaced) of {new_word!r} is {replaced_p:.3f} "
                  f"({'above' if flagged else 'not above'} {THRESHOLD}); it ranks {rank} of "
                  f"{len(words)} tokens by P(replaced)")
     if false_alarms:
