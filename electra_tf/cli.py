@@ -91,7 +91,7 @@ def _export(args) -> int:
 
     out = export_run(args.run_dir, args.out, fmt=args.format, step=args.step)
     print(f"exported {args.format} to {out}")
-    if args.demo and args.format == "saved_model":
+    if args.demo:
         from electra_tf.export.demo import run_demo
 
         print(run_demo(out))
@@ -99,7 +99,10 @@ def _export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "export" and args.demo and args.format != "saved_model":
+        parser.error("--demo needs --format saved_model")
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

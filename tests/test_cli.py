@@ -51,7 +51,8 @@ def test_rerunning_a_finished_run_resumes_and_does_nothing(quick_run, capsys):
 
 
 def test_bad_config_is_one_clear_line(tmp_path, capsys):
-    code = main(["pretrain", "--config", "configs/quickstart.yaml", "--set", "model.hidden_size=127"])
+    code = main(["pretrain", "--config", "configs/quickstart.yaml",
+                 "--set", "model.hidden_size=127"])
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
     assert "error:" in err and "not divisible by model.num_heads" in err
@@ -72,7 +73,8 @@ def test_build_vocab_command(tmp_path, capsys):
     corpus.write_text("the cat sat on the mat.\nthe dog sat too.\n\nanother document here.\n" * 50)
     out = tmp_path / "vocab.txt"
     code = main(["build-vocab", "--config", "configs/quickstart.yaml", "--set", "data.source=text",
-                 "--set", f"data.paths=[{corpus}]", "--out", str(out), "--size", "200"])
+                 "--set", f"data.paths=[{corpus}]", "--set", "data.eval_documents=0",
+                 "--out", str(out), "--size", "200"])
     assert code == 0 and out.exists()
     tokens = out.read_text().split("\n")
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

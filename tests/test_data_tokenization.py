@@ -50,7 +50,7 @@ def test_wordpiece_ids_specials_and_normalization(vocab_file):
     assert tokens(WordPieceTokenizer(vocab_file, strip_accents=False),
                   "Hello Wörld") == ["hello", "wörld"]
     assert tokens(WordPieceTokenizer(vocab_file, lower_case=False, strip_accents=False),
-                  "Hello hello Wörld") == ["Hello", "hello", "wörld"]
+                  "Hello hello wörld Wörld") == ["Hello", "hello", "wörld", "[UNK]"]
     assert tokens(WordPieceTokenizer(vocab_file, lower_case=False), "Wörld") == ["[UNK]"]
     # Controls and NUL are dropped, invalid UTF-8 does not crash.
     assert tokens(tok, "hello\x00world") == ["hello", "world"]

@@ -184,3 +184,12 @@ def test_warm_start_loads_weights_with_fresh_optimizer_state(tmp_path, examples)
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(target.global_step.numpy()) == 0
     assert int(target.optimizer.iterations.numpy()) == 0
+
+
+def test_float16_uses_dynamic_loss_scaling(tmp_path, examples):
+    result = make_trainer(make_config(tmp_path, steps=10, precision="mixed_float16"),
+                          examples).train()
+    assert np.isfinite(result.metrics["loss"])
+    # Dynamic loss scaling starts at 2**15 and halves on overflowing steps.
+    assert 1.0 < result.metrics["loss_scale"] <= 2.0**15
+    assert np.isfinite(result.metrics["grad_norm"])

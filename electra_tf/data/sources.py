@@ -194,7 +194,11 @@ def _text_documents(data: DataConfig, split: str,
                 break
             holdout.append(_count(file_documents(name, data.layout), remaining))
             remaining -= holdout[-1]
-        if remaining and split == "train":
+        exhausted = remaining > 0 or not any(
+            _count(file_documents(name, data.layout).skip(skip), 1)
+            for name, skip in zip(files, holdout + [0] * (len(files) - len(holdout)),
+                                  strict=True))
+        if exhausted and split == "train":
             raise DataError(
                 f"the corpus {data.paths} has only {data.eval_documents - remaining} documents "
                 f"and data.eval_documents={data.eval_documents} of them are held out for "

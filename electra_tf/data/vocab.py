@@ -13,8 +13,9 @@ writes a vocabulary of exactly `vocab_size` lines:
 To stay well under a minute, the learner sees the most frequent `max_input_words` words of at
 most `max_words` running words (the default corpus has 1.75M; a bigger corpus is sampled from its
 start, which is in shuffled-file order for text corpora) and the search stops after
-`max_searches` learner runs; the closest vocabulary at or above the size is then trimmed of its
-least frequent pieces (single characters are always kept).
+`max_searches` learner runs (or once a vocabulary at most 15% too big is found); the smallest
+vocabulary at or above the size is then trimmed of its least frequent pieces (single
+characters are always kept).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def count_words(data: DataConfig, max_words: int) -> collections.Counter:
         unique, _, freq = tf.unique_with_counts(words)
         return unique, freq, tf.size(words)
 
-    dataset = documents.dataset.batch(512).map(batch_counts, num_parallel_calls=2).prefetch(2)
+    dataset = documents.dataset.batch(64).map(batch_counts, num_parallel_calls=2).prefetch(4)
     counts: collections.Counter = collections.Counter()
     total = 0
     started = time.perf_counter()
@@ -102,7 +103,7 @@ def learn_vocab(counts: collections.Counter, vocab_size: int, *, max_input_words
             lo, size_lo = threshold, size
         else:
             hi, size_hi = threshold, size
-        if hi - lo <= 1 or (size_lo is not None and size_lo <= vocab_size * 1.05):
+        if hi - lo <= 1 or (size_lo is not None and size_lo <= vocab_size * 1.15):
             break
         if size_lo is not None and size_hi is not None:   # interpolate log(size) ~ log(t)
             slope = (math.log(size_lo) - math.log(size_hi)) / (math.log(lo) - math.log(hi))
