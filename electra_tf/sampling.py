@@ -31,7 +31,17 @@ def example_uniform(seed: tf.Tensor, example_ids: tf.Tensor, shape: tuple[int, i
 
     seed: int scalar (e.g. derived from the run seed and the step); example_ids: int [batch],
     the examples' indices in the global batch stream.
+
+    The hash is XLA-compiled even when the surrounding step is not: as separate TensorFlow ops
+    it makes ~20 passes over the [batch, n, vocab] tensor (the largest in the step), fused it
+    makes one. The values are the same either way (integer arithmetic and exact conversions).
     """
+    return _example_uniform_xla(tf.convert_to_tensor(seed), tf.convert_to_tensor(example_ids),
+                                tuple(int(d) for d in shape))
+
+
+def _example_uniform(seed: tf.Tensor, example_ids: tf.Tensor, shape: tuple[int, int]
+                     ) -> tf.Tensor:
     count = shape[0] * shape[1]
     seed = tf.cast(tf.cast(seed, tf.int64) % (2**32), _U32)
     example_key = _mix32(_mix32(tf.cast(tf.cast(example_ids, tf.int64) % (2**32), _U32)
@@ -43,10 +53,16 @@ def example_uniform(seed: tf.Tensor, example_ids: tf.Tensor, shape: tuple[int, i
     return tf.reshape(u, (-1, shape[0], shape[1]))
 
 
+_example_uniform_xla = tf.function(_example_uniform, jit_compile=True)
+
+
 def gumbel_sample(logits: tf.Tensor, seed: tf.Tensor, example_ids: tf.Tensor,
                   temperature: float = 1.0) -> tf.Tensor:
     """Samples [batch, n] token ids from softmax(logits / temperature); logits [batch, n, v]."""
     logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
     uniform = example_uniform(seed, example_ids, (logits.shape[1], logits.shape[2]))
+    # The logarithms stay TensorFlow ops when the step is not compiled: XLA's CPU backend
+    # evaluates them element by element, several times slower than TensorFlow's vectorised
+    # kernels (docs/performance.md).
     gumbel = -tf.math.log(-tf.math.log(uniform))
     return tf.stop_gradient(tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32))

@@ -141,6 +141,12 @@ def test_long_documents_and_sentences_give_many_examples():
     out = pack(long_doc, seq_length=64, short_seq_prob=0.0)
     # 30 + 30 < 64, so each example accumulates 3 sentences (the overflow is truncated).
     assert len(out["input_ids"]) == 67 and set(out["document"]) == {0}
+    # Longer than 64 sequences: packed in parts of 64 * 16 tokens, still one document.
+    sentences = [[1_000 * s + p + 10 for p in range(20)] for s in range(300)]
+    out = pack([sentences], seq_length=16, short_seq_prob=0.0)
+    assert set(out["document"]) == {0} and len(out["input_ids"]) > 6000 // 16 / 2
+    starts = sorted({int(t) // 1000 for t in out["input_ids"][:, 1]})
+    assert starts == sorted(set(starts)) and starts[0] == 0 and starts[-1] > 290
     one_line = [[[9] * 10_000]]                                    # one 10k-token "sentence"
     out = pack(one_line, seq_length=64, short_seq_prob=0.0)
     tokens = int((out["input_ids"] == 9).sum())

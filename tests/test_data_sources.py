@@ -5,8 +5,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from electra_tf.config import DataConfig
-from electra_tf.data import DataError, load_default_corpus, open_documents
-from electra_tf.data import sources
+from electra_tf.data import DataError, load_default_corpus, open_documents, sources, wordnet
 
 
 def read_docs(data, split="train", input_context=None):
@@ -21,7 +20,8 @@ def text_config(paths, **kwargs):
 
 def test_sentence_per_line(tmp_path, monkeypatch):
     path = tmp_path / "a.txt"
-    path.write_bytes(b"\n\n  First one.\nSecond one.  \n\n\n \t \nOther doc.\n\nLast doc, no newline")
+    path.write_bytes(b"\n\n  First one.\nSecond one.  \n\n\n \t \nOther doc.\n\n"
+                     b"Last doc, no newline")
     expected = [["First one.", "Second one."], ["Other doc."], ["Last doc, no newline"]]
     assert read_docs(text_config([path])) == expected
     # Documents spanning the blocks the file is read in are still whole.
@@ -173,7 +173,7 @@ def test_default_corpus_heldout_is_disjoint():
     train_keys = {tuple(d) for d in train}
     assert not any(tuple(d) in train_keys for d in held_out)
     assert read_docs(data, "eval") == held_out                 # deterministic
-    indices = sources.default_eval_indices(len(load_default_corpus()), 50)
+    indices = wordnet.default_eval_indices(len(load_default_corpus()), 50)
     assert indices[0] > 0 and indices[-1] > len(load_default_corpus()) * 0.9  # spread out
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=0)
     assert len(read_docs(data, "train", context)) == (len(train) + 1) // 2

@@ -90,7 +90,8 @@ def test_savedmodel(tmp_path, vocab_file):
 @pytest.mark.parametrize("lines, match", [
     (None, "does not exist"),
     ([], "is empty"),
-    (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "a"], r"duplicate.*'a' \(lines 6 and 8"),
+    (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "a"],
+     r"duplicate.*'a' \(lines 6 and 8"),
     (["[PAD]", "[UNK]", "[CLS]", "a"], r"lacks the special token\(s\) \[SEP\] \[MASK\]"),
     (["[PAD]", "", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "empty lines"),
 ])

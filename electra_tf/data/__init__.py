@@ -7,13 +7,14 @@ Public interface::
     make_dataset(config, tokenizer, *, split, batch_size, input_context=None, repeat=True)
     dataset_fn(config, tokenizer, split="train", global_batch_size=None)   (pipeline.py)
     pack_segments(segments, seq_length, special)             (packing.py, for serving)
+    open_documents(data, split, input_context) / load_default_corpus()   (sources.py, wordnet.py)
     DataError, VocabError                                    (errors.py)
 """
 
 from electra_tf.data.errors import DataError, VocabError
 from electra_tf.data.packing import pack_documents, pack_segments
 from electra_tf.data.pipeline import FEATURES, dataset_fn, make_dataset
-from electra_tf.data.sources import load_default_corpus, open_documents
+from electra_tf.data.sources import open_documents
 from electra_tf.data.tokenization import (
     SPECIAL_TOKENS,
     SentencePieceTokenizer,
@@ -22,6 +23,7 @@ from electra_tf.data.tokenization import (
     load_tokenizer,
 )
 from electra_tf.data.vocab import build_vocab
+from electra_tf.data.wordnet import load_default_corpus
 
 __all__ = [
     "DataError", "VocabError", "FEATURES", "SPECIAL_TOKENS", "Tokenizer", "WordPieceTokenizer",

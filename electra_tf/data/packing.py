@@ -17,9 +17,11 @@ build_pretraining_dataset):
   ``[SEP]``: ``[CLS] A [SEP] B [SEP]`` (no B: ``[CLS] A [SEP]``), segment ids 0 for
   [CLS]/A/first [SEP], 1 for B and its [SEP], padding with the pad id and input_mask 0.
 
-One deliberate addition: a sentence longer than seq_length - 3 tokens (a 10 MB line, say) is cut
+Two deliberate additions: a sentence longer than seq_length - 3 tokens (a 10 MB line, say) is cut
 into pieces of ceil(seq_length / 2) tokens first, so its text fills many examples instead of being
-truncated away.
+truncated away; and a document longer than 64 sequences is packed as independent parts of
+64 * seq_length tokens (cut between sentences), which bounds the sequential loop (a part boundary
+costs at most one shorter example per 64).
 
 `pack_segments` is the serving-time counterpart for one or two already tokenized texts.
 """
@@ -32,6 +34,7 @@ from electra_tf.masking import SpecialTokens
 
 _ALG = tf.random.Algorithm.PHILOX
 _MIN_TARGET = 5
+_CHUNK_SEQUENCES = 64
 
 
 def _assemble(tokens: tf.Tensor, a_start: tf.Tensor, a_len: tf.Tensor, b_start: tf.Tensor,
@@ -101,9 +104,19 @@ def pack_documents(documents: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: i
     lengths = tf.boolean_mask(lengths, nonempty)
     piece_doc = tf.boolean_mask(tf.gather(sentence_doc, which), nonempty)
     offsets = tf.concat([[0], tf.cumsum(lengths)], axis=0)                  # [pieces + 1]
+    # Documents longer than _CHUNK_SEQUENCES sequences are packed as independent chunks (cut at
+    # piece boundaries), so the loop below runs a bounded number of iterations.
+    num_pieces = tf.size(lengths)
     per_doc = tf.math.unsorted_segment_sum(tf.ones_like(piece_doc), piece_doc, num_docs)
-    doc_end = tf.cumsum(per_doc)
-    doc_start = doc_end - per_doc
+    first_piece = tf.gather(tf.cumsum(per_doc, exclusive=True), piece_doc)
+    in_doc = offsets[:-1] - tf.gather(offsets, first_piece)          # token offset in its doc
+    chunk = in_doc // (_CHUNK_SEQUENCES * seq_length)
+    new_part = tf.concat([[True], (piece_doc[1:] != piece_doc[:-1])
+                          | (chunk[1:] != chunk[:-1])], axis=0)[:num_pieces]
+    doc_start = tf.cast(tf.where(new_part)[:, 0], tf.int32)               # per part
+    doc_end = tf.concat([doc_start[1:], [num_pieces]], axis=0)
+    part_doc = tf.gather(piece_doc, doc_start)
+    num_docs = tf.size(doc_start)
 
     seed = tf.cast(seed, tf.int64)
     max_len = tf.constant(seq_length, tf.int32)
@@ -134,7 +147,7 @@ def pack_documents(documents: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: i
                 starts.write(i, tf.gather(cursor, picked)),
                 splits.write(i, tf.gather(split, picked)),
                 ends.write(i, tf.gather(end, picked)),
-                docs.write(i, tf.cast(picked, tf.int32)),
+                docs.write(i, tf.gather(part_doc, picked)),
                 targets.write(i, tf.gather(target, picked)),
                 singles.write(i, tf.gather(single, picked)))
 

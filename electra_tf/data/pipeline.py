@@ -139,7 +139,7 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
         # documents share a packing call does not change any example, only stream order).
         tokenized = tokenized_batches(docs).cache()
         if training:
-            tokenized = tokenized.shuffle(1024, seed=shuffle_base + 1,
+            tokenized = tokenized.shuffle(64, seed=shuffle_base + 1,
                                           reshuffle_each_iteration=True)
         if repeat:
             tokenized = tokenized.repeat()

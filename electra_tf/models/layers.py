@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -99,27 +100,47 @@ class TransformerLayer(keras.layers.Layer):
             layer.build(hidden)
         self.ffn_output.build((None, None, self.intermediate.units))
 
-    def _split_heads(self, x):
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
+    def _project(self, x, layer, activation=None):
+        """`layer`'s affine map on a 2-D [tokens, in] input: one MatMul + BiasAdd (which
+        Grappler fuses), without Keras' rank-3 tensordot reshapes."""
+        dtype = self.compute_dtype
+        y = tf.nn.bias_add(tf.matmul(x, tf.cast(layer.kernel, dtype)),
+                           tf.cast(layer.bias, dtype))
+        return y if activation is None else activation(y)
 
     def call(self, x, attention_bias, training=None):
         """x: [batch, seq, hidden]; attention_bias: [batch, 1, 1, seq] float32 (0 or -10000)."""
-        q = self._split_heads(self.query(x))
-        k = self._split_heads(self.key(x))
-        v = self._split_heads(self.value(x))
-        scores = ops.einsum("bqhd,bkhd->bhqk", q, k) * (1.0 / math.sqrt(self.head_size))
-        # Softmax in float32 under mixed precision; the mask is additive, as in the reference.
-        # (Keras casts float inputs of a layer call to the compute dtype; undo that for the bias.)
-        bias = ops.cast(attention_bias, "float32")
-        probs = ops.softmax(ops.cast(scores, "float32") + bias, axis=-1)
-        probs = self.attention_dropout(ops.cast(probs, x.dtype), training=training)
-        context = ops.einsum("bhqk,bkhd->bqhd", probs, v)
-        context = ops.reshape(context, ops.shape(x))
-        attended = self.attention_output(context)
-        x = self.attention_layer_norm(x + self.dropout(attended, training=training))
-        ffn = self.ffn_output(self.intermediate(x))
-        return self.output_layer_norm(x + self.dropout(ffn, training=training))
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        heads, head_size, dtype = self.num_heads, self.head_size, self.compute_dtype
+        flat = tf.reshape(x, (-1, self.hidden_size))                       # [tokens, H]
+        # Q, K and V in one matmul with the three kernels side by side (the variables stay
+        # the separate query/key/value Dense kernels of the checkpoint layout). The score
+        # scale 1/sqrt(d) is folded into the query part: for d = 64 it is a power of two, so
+        # this is exactly (q k^T) / sqrt(d).
+        scale = 1.0 / math.sqrt(head_size)
+        kernel = tf.concat([tf.cast(self.query.kernel, dtype) * tf.cast(scale, dtype),
+                            tf.cast(self.key.kernel, dtype),
+                            tf.cast(self.value.kernel, dtype)], axis=1)
+        bias = tf.concat([tf.cast(self.query.bias, dtype) * tf.cast(scale, dtype),
+                          tf.cast(self.key.bias, dtype), tf.cast(self.value.bias, dtype)], 0)
+        qkv = tf.nn.bias_add(tf.matmul(flat, kernel), bias)                 # [tokens, 3H]
+        qkv = tf.transpose(tf.reshape(qkv, (batch, length, 3, heads, head_size)),
+                           (2, 0, 3, 1, 4))                                 # [3, b, h, s, d]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = tf.matmul(q, k, transpose_b=True)                          # [b, h, s, s]
+        # Softmax in float32 under mixed precision (casts are no-ops in float32); the mask is
+        # additive, as in the reference. (Keras casts float inputs of a layer call to the
+        # compute dtype; undo that for the bias.)
+        bias = tf.cast(attention_bias, tf.float32)
+        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
+        probs = self.attention_dropout(tf.cast(probs, dtype), training=training)
+        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))           # [b, s, h, d]
+        context = tf.reshape(context, (-1, self.hidden_size))
+        attended = self._project(context, self.attention_output)
+        flat = self.attention_layer_norm(flat + self.dropout(attended, training=training))
+        ffn = self._project(self._project(flat, self.intermediate, gelu), self.ffn_output)
+        out = self.output_layer_norm(flat + self.dropout(ffn, training=training))
+        return tf.reshape(out, (batch, length, self.hidden_size))
 
 
 class Encoder(keras.layers.Layer):

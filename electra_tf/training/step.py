@@ -10,8 +10,13 @@ step runs `replica_step` on every replica through `strategy.run`:
     grads <- all-reduce(sum of grads)     (the gradient of the global-batch loss)
     clip by global norm, apply AdamW
 
-Everything inside is static-shaped and free of Python side effects; with `jit_compile` the
-per-micro-batch compute is XLA-compiled (on TPU the whole step is).
+Everything inside is static-shaped and free of Python side effects. XLA: with one replica
+(the default strategy, one GPU, a CPU) and `jit_compile`, the whole replica step (every
+micro-batch, clipping and the optimizer update) is one XLA program; with several replicas
+`jit_compile` compiles the per-micro-batch compute, and the all-reduce, clipping and update run
+outside XLA (on TPU the whole step is compiled anyway). With one replica and no `jit_compile`,
+only clipping plus the optimizer update is XLA-compiled: it fuses hundreds of small per-variable
+ops into a few loops (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -46,10 +51,17 @@ class TrainStep:
         self.variables = networks.trainable_variables
         self.accum = config.train.grad_accum_steps
         self.loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        compute = self._micro_step
-        if config.train.jit_compile:
-            compute = tf.function(compute, jit_compile=True)
-        self._compute = compute
+        single = strategy.num_replicas_in_sync == 1
+        jit = config.train.jit_compile
+        self._compute = self._micro_step
+        self._update = self._clip_and_apply
+        self._replica = self.replica_step
+        if jit and single:
+            self._replica = tf.function(self.replica_step, jit_compile=True)
+        elif jit:
+            self._compute = tf.function(self._micro_step, jit_compile=True)
+        elif single:
+            self._update = tf.function(self._clip_and_apply, jit_compile=True)
         self._train_fn = tf.function(self._train_loop)
         self._eval_fn = tf.function(self._eval_once)
 
@@ -92,6 +104,13 @@ class TrainStep:
                 sums = tf.nest.map_structure(tf.add, sums, k_sums)
 
         grads = ctx.all_reduce(SUM, grads)
+        grad_norm = self._update(grads)
+        sums["grad_norm"] = grad_norm / replicas  # summed across replicas below
+        return loss, sums
+
+    def _clip_and_apply(self, grads):
+        """Clips the all-reduced gradients by their global norm and applies AdamW."""
+        replicas = self.strategy.num_replicas_in_sync
         scale = self.optimizer.dynamic_scale if self.loss_scaling else 1.0
         grad_norm = tf.linalg.global_norm(grads) / scale
         # Clipping commutes with loss scaling: clip the scaled gradients by the unscaled norm.
@@ -99,8 +118,7 @@ class TrainStep:
         # Keras' optimizer sums gradients across replicas once more; hand it equal shares.
         grads = [g * (clip / replicas) for g in grads]
         self.optimizer.apply(grads, self.variables)
-        sums["grad_norm"] = grad_norm / replicas  # summed across replicas below
-        return loss, sums
+        return grad_norm
 
     # ------------------------------------------------------------------ cross replica
 
@@ -109,7 +127,7 @@ class TrainStep:
         sums = metrics_lib.empty_sums(self.config.objective.kind)
         for _ in tf.range(num_steps):
             per_replica_loss, per_replica_sums = self.strategy.run(
-                self.replica_step, args=(next(iterator), self.global_step.read_value()))
+                self._replica, args=(next(iterator), self.global_step.read_value()))
             loss = self.strategy.reduce(SUM, per_replica_loss, axis=None)
             step_sums = tf.nest.map_structure(
                 lambda x: self.strategy.reduce(SUM, x, axis=None), per_replica_sums)
