@@ -1,6 +1,6 @@
 """Times the full ELECTRA pretraining step as users run it, against the peer baselines.
 
-    .venv/bin/python benchmarks/train_step.py                          # Small, fp32, XLA
+    .venv/bin/python benchmarks/train_step.py                          # Small, fp32, no XLA
     .venv/bin/python benchmarks/train_step.py --precision float32 mixed_bfloat16 --xla-both
     .venv/bin/python benchmarks/train_step.py --peers /tmp/peers/bin/python --rounds 3
     .venv/bin/python benchmarks/train_step.py --pipeline
@@ -33,6 +33,7 @@ Figures are medians over rounds; each peer is compared by its faster variant.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import statistics
@@ -198,23 +199,30 @@ def run_peer(python: str, script: str, extra: list[str], batch: int, seq: int,
 
 # ---------------------------------------------------------------------------------- pipeline
 
-def pipeline_tokens_per_s(config: RunConfig, batch: int, batches: int) -> float | None:
+def pipeline_tokens_per_s(model_config, batch: int, seq: int, batches: int) -> float | None:
+    """batch*seq tokens per second of `electra_tf.data.make_dataset` (default corpus, training
+    split, cached tokenization as configured by default), read batch by batch in Python."""
     try:
+        from electra_tf.data import build_vocab, load_tokenizer
         from electra_tf.data.pipeline import make_dataset
     except ImportError as e:
         print(f"pipeline: electra_tf.data.pipeline.make_dataset not available ({e})")
         return None
-    from electra_tf.training.trainer import prepare_tokenizer
-
-    config.train.run_dir = os.path.join("/tmp", f"electra_bench_pipeline_{os.getpid()}")
-    tokenizer = prepare_tokenizer(config)
+    config = RunConfig(model=copy.deepcopy(model_config))
+    vocab = os.path.join("/tmp", "electra_tf_bench", f"vocab_{config.model.vocab_size}.txt")
+    if not os.path.exists(vocab):
+        build_vocab(config.data, vocab, config.model.vocab_size)
+    config.data.vocab_file = vocab
+    config.data.seq_length = seq
+    config.validate()
+    tokenizer = load_tokenizer(config.data)
     iterator = iter(make_dataset(config, tokenizer, split="train", batch_size=batch))
-    for _ in range(5):  # fill buffers
+    for _ in range(20):  # fill shuffle buffers and the tokenization cache
         next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)["input_ids"].numpy()
-    return batches * batch * config.data.seq_length / (time.perf_counter() - start)
+    return batches * batch * seq / (time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -226,7 +234,7 @@ def main(argv=None) -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--precision", nargs="+", default=["float32"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=False,
                    help="XLA-compile the step (train.jit_compile)")
     p.add_argument("--xla-both", action="store_true", help="time with XLA on and off")
     p.add_argument("--steps-per-execution", type=int, default=1)
@@ -237,7 +245,7 @@ def main(argv=None) -> None:
     p.add_argument("--peer-steps", type=int, default=10)
     p.add_argument("--matmul-size", type=int, default=4096)
     p.add_argument("--pipeline", action="store_true", help="time electra_tf.data's pipeline")
-    p.add_argument("--pipeline-batches", type=int, default=50)
+    p.add_argument("--pipeline-batches", type=int, default=200)
     a = p.parse_args(argv)
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
@@ -303,8 +311,7 @@ def main(argv=None) -> None:
             print(f"ratio {name} / {system} (best: {peer_name}): {value / tps:.2f}x")
 
     if a.pipeline:
-        config = ours[0].config
-        pipe = pipeline_tokens_per_s(config, a.batch, a.pipeline_batches)
+        pipe = pipeline_tokens_per_s(ours[0].config.model, a.batch, a.seq, a.pipeline_batches)
         if pipe is not None:
             fastest = max(ours_tps.values())
             print(f"pipeline: {pipe:.0f} tokens/s = {pipe / fastest:.1f}x the fastest train step")

@@ -166,7 +166,8 @@ class DataConfig:
     single_segment_prob: float = 0.10
     eval_documents: int = 200        # documents held out for evaluation
     eval_paths: list[str] = field(default_factory=list)  # explicit eval files ("text"); no holdout
-    cache_tokenized: bool | None = None  # keep tokenized documents in RAM; None: default corpus only
+    # Keep tokenized documents in RAM (None: only for the default corpus).
+    cache_tokenized: bool | None = None
     shuffle_buffer: int = 10000
     deterministic: bool = False
     seed: int = 0
