@@ -63,7 +63,7 @@ class TrainStep:
         elif single:
             self._update = tf.function(self._clip_and_apply, jit_compile=True)
         self._train_fn = tf.function(self._train_loop)
-        self._eval_fn = tf.function(self._eval_once)
+        self._eval_fn = tf.function(self._eval_batch)
 
     # ------------------------------------------------------------------ per replica
 
@@ -145,15 +145,16 @@ class TrainStep:
                                 training=False)
         return metrics_lib.replica_sums(out)
 
-    def _eval_once(self, iterator):
-        per_replica = self.strategy.run(self._eval_replica, args=(next(iterator),))
+    def _eval_batch(self, batch):
+        per_replica = self.strategy.run(self._eval_replica, args=(batch,))
         return tf.nest.map_structure(lambda x: self.strategy.reduce(SUM, x, axis=None),
                                      per_replica)
 
-    def evaluate(self, iterator, num_batches: int) -> dict:
+    def evaluate(self, batches) -> dict | None:
+        """Sums the metrics over distributed `batches` (None when there are none)."""
         sums = None
-        for _ in range(num_batches):
-            batch_sums = self._eval_fn(iterator)
+        for batch in batches:
+            batch_sums = self._eval_fn(batch)
             sums = batch_sums if sums is None else tf.nest.map_structure(
                 tf.add, sums, batch_sums)
         return sums

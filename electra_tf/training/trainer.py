@@ -9,6 +9,7 @@ The heavy lifting is in `step.py` (the compiled distributed step); this module i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -24,7 +25,11 @@ import tensorflow as tf
 
 from electra_tf.config import ConfigError, RunConfig
 from electra_tf.models import ElectraNetworks, build_networks
-from electra_tf.objective import electra_objective, scatter_at_positions
+from electra_tf.objective import (
+    electra_objective,
+    scatter_at_positions,
+    total_loss_from_ratios,
+)
 from electra_tf.training import metrics as metrics_lib
 from electra_tf.training.checkpoints import RunCheckpoints, prepare_run_dir, restore_networks
 from electra_tf.training.optimizer import create_optimizer
@@ -133,7 +138,6 @@ class Trainer:
         self._skip_steps = 0
         self._train_iterator = self._make_train_iterator()
         self._eval_dataset_fn = eval_dataset_fn
-        self._eval_iterator = None
         resolver = getattr(self.strategy, "cluster_resolver", None)
         data_state = self._train_iterator if _checkpointable(self._train_iterator) else None
         self.checkpoints = RunCheckpoints(
@@ -177,11 +181,12 @@ class Trainer:
             restored = path
         log.info("initialised weights from %s (optimizer state starts fresh)", restored)
 
-    def _eval_iter(self):
-        if self._eval_iterator is None and self._eval_dataset_fn is not None:
-            data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
-            self._eval_iterator = iter(data)
-        return self._eval_iterator
+    def _eval_batches(self, limit: int):
+        """The first `limit` held-out batches: the same ones at every evaluation."""
+        if self._eval_dataset_fn is None:
+            return iter(())
+        data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
+        return itertools.islice(iter(data), limit)
 
     def _on_sigterm(self, signum, frame) -> None:
         log.warning("received SIGTERM: saving a checkpoint after the current steps, then "
@@ -191,22 +196,22 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, num_batches: int | None = None) -> dict[str, float]:
-        iterator = self._eval_iter()
-        if iterator is None:
+        """Metrics on the held-out data ({} when the run has none)."""
+        sums = self.step_fn.evaluate(self._eval_batches(num_batches or
+                                                        self.config.train.eval_steps))
+        if sums is None:
             return {}
-        sums = self.step_fn.evaluate(iterator, num_batches or self.config.train.eval_steps)
         values = metrics_lib.finalize(sums, self.config.objective.kind)
-        from electra_tf.objective import total_loss_from_ratios
-
         values["loss"] = float(total_loss_from_ratios(values, self.config.objective))
         return values
 
     def text_sample(self) -> str | None:
-        """Markdown of one eval example with replacements and verdicts marked."""
+        """Markdown of the first held-out example with replacements and verdicts marked."""
         if self.tokenizer is None or self.networks.discriminator is None:
             return None
-        iterator = self._eval_iter()
-        batch = next(iterator)
+        batch = next(self._eval_batches(1), None)
+        if batch is None:
+            return None
         batch = {k: self.strategy.experimental_local_results(v)[0] for k, v in batch.items()}
         out = electra_objective(self.networks, batch, config=self.config.objective,
                                 seed=tf.constant(self.config.train.seed, tf.int64),
