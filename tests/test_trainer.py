@@ -193,3 +193,11 @@ def test_float16_uses_dynamic_loss_scaling(tmp_path, examples):
     # Dynamic loss scaling starts at 2**15 and halves on overflowing steps.
     assert 1.0 < result.metrics["loss_scale"] <= 2.0**15
     assert np.isfinite(result.metrics["grad_norm"])
+
+
+def test_profiler_traces_the_configured_steps(tmp_path, examples):
+    make_trainer(make_config(tmp_path, steps=6, log_every=3, profile_steps=[2, 3]),
+                 examples).train()
+    traces = glob.glob(str(tmp_path / "tensorboard" / "train" / "plugins" / "profile" / "*"
+                           / "*.xplane.pb"))
+    assert traces, "no profiler trace was written"
