@@ -32,12 +32,12 @@ from electra_tf.training.optimizer import create_optimizer  # noqa: E402
 from electra_tf.training.step import TrainStep  # noqa: E402
 
 
-def loss_curve(precision: str, args) -> np.ndarray:
+def loss_curve(precision: str, args, seed: int = 0) -> np.ndarray:
     config = RunConfig(model=model_preset("tiny", vocab_size=args.vocab))
     config.data.seq_length = args.seq
     config.train = TrainConfig(batch_size=args.batch, precision=precision, steps=args.steps,
                                warmup_steps=args.steps // 10, learning_rate=args.lr,
-                               strategy="default", jit_compile=False)
+                               strategy="default", jit_compile=False, seed=seed)
     config.validate()
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.train.seed)
@@ -75,17 +75,23 @@ def main(argv=None) -> None:
     p.add_argument("--examples", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--window", type=int, default=21)
+    p.add_argument("--second", default="mixed_bfloat16",
+                   help="precision of the compared run (float32 with --second-seed 1 shows "
+                        "how far two float32 runs drift apart)")
+    p.add_argument("--second-seed", type=int, default=0,
+                   help="train.seed (weights, dropout, sampling) of the compared run")
     a = p.parse_args(argv)
     fp32 = loss_curve("float32", a)
-    bf16 = loss_curve("mixed_bfloat16", a)
+    bf16 = loss_curve(a.second, a, a.second_seed)
+    print(f"compared run: {a.second}, seed {a.second_seed}")
     s32, s16 = smooth(fp32, a.window), smooth(bf16, a.window)
     deviation = np.abs(s16 - s32) / np.abs(s32)
     worst = int(np.argmax(deviation))
     for t in sorted({0, 49, 99, 149, 199, 249, a.steps - 1} & set(range(a.steps))):
-        print(f"step {t + 1:4d}: fp32 {s32[t]:.4f}  bf16 {s16[t]:.4f}  "
+        print(f"step {t + 1:4d}: float32 {s32[t]:.4f}  {a.second} {s16[t]:.4f}  "
               f"rel. dev. {deviation[t]:.2%}")
-    print(f"raw loss first/last: fp32 {fp32[0]:.3f} -> {fp32[-1]:.3f}, "
-          f"bf16 {bf16[0]:.3f} -> {bf16[-1]:.3f}")
+    print(f"raw loss first/last: float32 {fp32[0]:.3f} -> {fp32[-1]:.3f}, "
+          f"{a.second} {bf16[0]:.3f} -> {bf16[-1]:.3f}")
     print(f"max relative deviation of the smoothed curves (window {a.window}): "
           f"{deviation.max():.2%} at step {worst + 1} (bar: 2%)")
 

@@ -36,8 +36,10 @@ class Generator(keras.Model):
         self.head_dense = keras.layers.Dense(
             config.embedding_size, activation=gelu, name="dense", dtype=self.dtype_policy,
             kernel_initializer=truncated_normal(config.initializer_range))
-        self.head_layer_norm = layer_norm(config.layer_norm_epsilon, "LayerNorm",
-                                          self.dtype_policy)
+        # The output layer over the vocabulary runs in float32 under mixed precision (as do
+        # the losses and the Gumbel sampling that read its logits): its LayerNorm returns
+        # float32, so the tied matmul and the bias are float32 too. Variables are unchanged.
+        self.head_layer_norm = layer_norm(config.layer_norm_epsilon, "LayerNorm", "float32")
         self.head_dense.build((None, None, hidden_size))
         self.head_layer_norm.build((None, None, config.embedding_size))
         self.output_bias = self.add_weight(name="output_bias", shape=(config.vocab_size,),
@@ -75,8 +77,9 @@ class Discriminator(keras.Model):
         self.head_dense = keras.layers.Dense(
             config.hidden_size, activation=gelu, name="dense", dtype=self.dtype_policy,
             kernel_initializer=truncated_normal(config.initializer_range))
-        # The TF1 reference leaves the final projection at Glorot-uniform init.
-        self.head_output = keras.layers.Dense(1, name="dense_1", dtype=self.dtype_policy)
+        # The TF1 reference leaves the final projection at Glorot-uniform init. It computes
+        # the logits in float32 under mixed precision.
+        self.head_output = keras.layers.Dense(1, name="dense_1", dtype="float32")
         self.head_dense.build((None, None, config.hidden_size))
         self.head_output.build((None, None, config.hidden_size))
         self.built = True
