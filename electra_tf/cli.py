@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--demo needs --format saved_model")
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from electra_tf.errors import user_errors
+    from electra_tf.training.trainer import NonFiniteLossError
 
     handlers = {"pretrain": _pretrain, "build-vocab": _build_vocab, "export": _export}
     try:
@@ -114,16 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as e:
         print(f"electra-tf {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except NonFiniteLossError as e:
+        print(f"electra-tf {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_NAN
     except KeyboardInterrupt:
         print(f"electra-tf {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the NaN stop is reported plainly too
-        from electra_tf.training.trainer import NonFiniteLossError
-
-        if isinstance(e, NonFiniteLossError):
-            print(f"electra-tf {args.command}: error: {e}", file=sys.stderr)
-            return EXIT_NAN
-        raise
 
 
 if __name__ == "__main__":

@@ -69,17 +69,20 @@ def test_id_to_token_and_graph_use(vocab_file):
     assert fn(tf.constant(["hello world", "world"])).numpy().tolist() == [[1, 2], [2, 0]]
 
 
+class Serving(tf.Module):
+    """A minimal serving module around a tokenizer, to check it survives a SavedModel."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts):
+        ids = self.tokenizer.tokenize(texts)
+        return {"ids": ids.to_tensor(), "tokens": self.tokenizer.id_to_token(ids).to_tensor()}
+
+
 def test_savedmodel(tmp_path, vocab_file):
-    class Serving(tf.Module):
-        def __init__(self, tokenizer):
-            super().__init__()
-            self.tokenizer = tokenizer
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def __call__(self, texts):
-            ids = self.tokenizer.tokenize(texts)
-            return {"ids": ids.to_tensor(), "tokens": self.tokenizer.id_to_token(ids).to_tensor()}
-
     tf.saved_model.save(Serving(WordPieceTokenizer(vocab_file)), str(tmp_path / "wp"))
     loaded = tf.saved_model.load(str(tmp_path / "wp"))
     out = loaded(tf.constant(["Hello world!"]))
@@ -152,18 +155,9 @@ def test_sentencepiece(sp_model, tmp_path):
     # Control symbols are never produced from text.
     assert tok.special.mask_id not in tok.tokenize(["[MASK] alpha"]).flat_values.numpy()
 
-    class Serving(tf.Module):
-        def __init__(self, tokenizer):
-            super().__init__()
-            self.tokenizer = tokenizer
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def __call__(self, texts):
-            return self.tokenizer.tokenize(texts).to_tensor()
-
     tf.saved_model.save(Serving(tok), str(tmp_path / "sp"))
     loaded = tf.saved_model.load(str(tmp_path / "sp"))
-    np.testing.assert_array_equal(loaded(tf.constant(["alpha bravo"])).numpy(),
+    np.testing.assert_array_equal(loaded(tf.constant(["alpha bravo"]))["ids"].numpy(),
                                   ids[:1].to_tensor().numpy())
 
 

@@ -41,17 +41,22 @@ def normalize(texts: tf.Tensor, lower_case: bool, strip_accents: bool) -> tf.Ten
     return texts
 
 
+def _read_bytes(path: str, what: str, fix: str) -> bytes:
+    """Reads a local or remote (tf.io.gfile) file; a missing or unreadable one is a VocabError."""
+    try:
+        if not tf.io.gfile.exists(path):
+            raise VocabError(f"{what} {path} does not exist; {fix}")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    except tf.errors.OpError as e:
+        raise VocabError(f"cannot read {what} {path}: {e.message}") from None
+
+
 def read_vocab(path: str) -> list[str]:
     """Reads and validates a WordPiece vocabulary: one token per line, unique, specials present."""
     if not path:
         raise VocabError(f"no WordPiece vocabulary given: set data.vocab_file; {_FIX}")
-    try:
-        if not tf.io.gfile.exists(path):
-            raise VocabError(f"vocabulary file {path} does not exist; {_FIX}")
-        with tf.io.gfile.GFile(path, "rb") as f:
-            raw = f.read()
-    except tf.errors.OpError as e:
-        raise VocabError(f"cannot read vocabulary file {path}: {e.message}") from None
+    raw = _read_bytes(path, "vocabulary file", _FIX)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -142,13 +147,7 @@ class SentencePieceTokenizer(Tokenizer):
         if not model_path:
             raise VocabError(f"data.tokenizer is 'sentencepiece' but no model is given: set "
                              f"data.sentencepiece_model; {fix}")
-        try:
-            if not tf.io.gfile.exists(model_path):
-                raise VocabError(f"SentencePiece model {model_path} does not exist; {fix}")
-            with tf.io.gfile.GFile(model_path, "rb") as f:
-                model = f.read()
-        except tf.errors.OpError as e:
-            raise VocabError(f"cannot read SentencePiece model {model_path}: {e.message}") from None
+        model = _read_bytes(model_path, "SentencePiece model", fix)
         if not model:
             raise VocabError(f"SentencePiece model {model_path} is empty; {fix}")
         try:

@@ -58,9 +58,8 @@ def _incompatibilities(saved: RunConfig, new: RunConfig) -> list[str]:
     problems = []
     if saved.model != new.model:
         problems.append("model (network sizes)")
-    for name in ("kind",):
-        if getattr(saved.objective, name) != getattr(new.objective, name):
-            problems.append(f"objective.{name}")
+    if saved.objective.kind != new.objective.kind:
+        problems.append("objective.kind")
     for name in ("seq_length", "tokenizer", "lower_case", "strip_accents"):
         if getattr(saved.data, name) != getattr(new.data, name):
             problems.append(f"data.{name}")

@@ -40,7 +40,7 @@ def replica_sums(out: ObjectiveOutput) -> dict[str, tf.Tensor]:
     return sums
 
 
-def empty_sums(objective_kind: str, with_grad_norm: bool = True) -> dict[str, tf.Tensor]:
+def empty_sums(objective_kind: str) -> dict[str, tf.Tensor]:
     """Zeros with the structure `replica_sums` (plus the train step's extras) returns."""
     sums = {}
     for name in ratio_names(objective_kind):
@@ -49,8 +49,7 @@ def empty_sums(objective_kind: str, with_grad_norm: bool = True) -> dict[str, tf
     if objective_kind == "electra":
         sums["auc/positive"] = tf.zeros([AUC_BINS])
         sums["auc/negative"] = tf.zeros([AUC_BINS])
-    if with_grad_norm:
-        sums["grad_norm"] = tf.constant(0.0)
+    sums["grad_norm"] = tf.constant(0.0)
     return sums
 
 

@@ -72,7 +72,7 @@ def weights_digest(networks: ElectraNetworks) -> str:
     return digest.hexdigest()[:16]
 
 
-def prepare_tokenizer(config: RunConfig, chief: bool = True):
+def prepare_tokenizer(config: RunConfig):
     """Loads the run's tokenizer, building a WordPiece vocab into the run dir if none is set.
 
     A vocab the run built itself sets `model.vocab_size`; a given vocab must match it.
@@ -113,7 +113,7 @@ class Trainer:
         if train_dataset_fn is None:
             from electra_tf.data import dataset_fn
 
-            tokenizer = tokenizer or prepare_tokenizer(config, self.chief)
+            tokenizer = tokenizer or prepare_tokenizer(config)
             train_dataset_fn = dataset_fn(config, tokenizer, "train", train.batch_size)
             eval_dataset_fn = eval_dataset_fn or dataset_fn(config, tokenizer, "eval",
                                                             train.batch_size)
