@@ -12,17 +12,58 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@tf.custom_gradient
+def _exact_gelu(x):
+    """x * Phi(x) in float32 with its derivative Phi(x) + x * phi(x) written out: one erfc
+    forward, reused backward, instead of differentiating through erfc op by op."""
+    cdf = 0.5 * tf.math.erfc(x * -_SQRT_HALF)
+
+    def grad(upstream):
+        return upstream * (cdf + x * (tf.exp(-0.5 * tf.square(x)) * _INV_SQRT_2PI))
+
+    return x * cdf, grad
+
 
 def gelu(x):
-    """The exact GELU, x * Phi(x). `keras.ops.gelu` defaults to the tanh approximation.
+    """The exact GELU, x * Phi(x). (`keras.ops.gelu` defaults to the tanh approximation.)
 
     Under mixed precision it is evaluated in float32 (TensorFlow's CPU erfc on bfloat16 is
     several times slower than on float32, and float32 is the more accurate).
     """
-    dtype = x.dtype
-    if dtype in (tf.bfloat16, tf.float16):
-        return tf.cast(ops.gelu(tf.cast(x, tf.float32), approximate=False), dtype)
-    return ops.gelu(x, approximate=False)
+    x = tf.convert_to_tensor(x)
+    if x.dtype != tf.float32:
+        return tf.cast(_exact_gelu(tf.cast(x, tf.float32)), x.dtype)
+    return _exact_gelu(x)
+
+
+def _add_layer_norm(x, residual, gamma, beta, epsilon):
+    z = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+    centred = z - tf.reduce_mean(z, axis=-1, keepdims=True)
+    variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
+    out = centred * tf.math.rsqrt(variance + epsilon) * gamma + beta
+    return tf.cast(out, x.dtype)
+
+
+_add_layer_norm_xla = tf.function(_add_layer_norm, jit_compile=True)
+
+
+def add_layer_norm(x, residual, layer: keras.layers.LayerNormalization, training=None):
+    """LayerNorm(x + residual) with `layer`'s scale, offset and epsilon, statistics in float32.
+
+    In training it is one XLA-compiled function (forward and gradient), even when the
+    surrounding step is not compiled: the add, the two moments and the affine map become one
+    pass over the tensor instead of about ten TensorFlow ops each way (docs/performance.md).
+    Inference (evaluation, exported SavedModels) runs the same arithmetic as plain TensorFlow
+    ops, so serving needs no XLA. `layer` only holds the variables, so checkpoints keep their
+    LayerNorm names.
+    """
+    fn = _add_layer_norm_xla if training else _add_layer_norm
+    return fn(x, residual, tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta),
+              float(layer.epsilon))
 
 
 def truncated_normal(stddev: float) -> keras.initializers.Initializer:
@@ -67,10 +108,12 @@ class Embeddings(keras.layers.Layer):
 
     def call(self, input_ids, segment_ids, training=None):
         seq_length = ops.shape(input_ids)[1]
-        x = ops.take(self.word_embeddings, input_ids, axis=0)
-        x = x + ops.expand_dims(self.position_embeddings[:seq_length], 0)
-        x = x + ops.take(self.token_type_embeddings, segment_ids, axis=0)
-        return self.dropout(self.layer_norm(x), training=training)
+        words = ops.take(self.word_embeddings, input_ids, axis=0)
+        words_and_types = words + ops.take(self.token_type_embeddings, segment_ids, axis=0)
+        positions = ops.expand_dims(self.position_embeddings[:seq_length], 0)
+        x = add_layer_norm(ops.cast(words_and_types, self.compute_dtype),
+                           ops.cast(positions, self.compute_dtype), self.layer_norm, training)
+        return self.dropout(x, training=training)
 
 
 class TransformerLayer(keras.layers.Layer):
@@ -144,9 +187,11 @@ class TransformerLayer(keras.layers.Layer):
         context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))           # [b, s, h, d]
         context = tf.reshape(context, (-1, self.hidden_size))
         attended = self._project(context, self.attention_output)
-        flat = self.attention_layer_norm(flat + self.dropout(attended, training=training))
+        flat = add_layer_norm(flat, self.dropout(attended, training=training),
+                              self.attention_layer_norm, training)
         ffn = self._project(self._project(flat, self.intermediate, gelu), self.ffn_output)
-        out = self.output_layer_norm(flat + self.dropout(ffn, training=training))
+        out = add_layer_norm(flat, self.dropout(ffn, training=training), self.output_layer_norm,
+                             training)
         return tf.reshape(out, (batch, length, self.hidden_size))
 
 
