@@ -76,7 +76,7 @@ def model_config_from_tf1_checkpoint(path: str, base: ModelConfig) -> ModelConfi
     hidden and FFN sizes, layers, positions, token types and the generator fraction.
 
     Head counts are not visible in shapes: the discriminator keeps `base.num_heads` (if it
-    divides the hidden size) and the generator's follow from its hidden size as in config.py.
+    divides the hidden size) and the generator's follow from its hidden size as in config/schema.py.
     """
     shapes = {n: tuple(s) for n, s in _reader(path).get_variable_to_shape_map().items()}
 
