@@ -123,12 +123,20 @@ def test_missing_step_lists_the_available_ones(trained_run, tmp_path, capsys):
     assert "no checkpoint for step 3" in err and "available steps: 2, 4" in err
 
 
-def test_missing_vocab_is_a_one_line_error(trained_run, tmp_path, capsys):
+def _moved_run(trained_run, tmp_path, vocab_file: str, keep_vocab_in_run_dir: bool = False):
+    """A copy of the run whose saved config points data.vocab_file somewhere else."""
     moved = tmp_path / "moved_run"
     shutil.copytree(trained_run, moved)
     config = (moved / "config.yaml").read_text()
     vocab = re.search(r"vocab_file: (\S+)", config).group(1)
-    (moved / "config.yaml").write_text(config.replace(vocab, str(tmp_path / "gone.txt")))
+    if keep_vocab_in_run_dir:
+        shutil.copy(vocab, moved / "vocab.txt")
+    (moved / "config.yaml").write_text(config.replace(vocab, vocab_file))
+    return moved
+
+
+def test_missing_vocab_is_a_one_line_error(trained_run, tmp_path, capsys):
+    moved = _moved_run(trained_run, tmp_path, str(tmp_path / "gone.txt"))
     code = main(["export", "--run-dir", str(moved), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
@@ -136,12 +144,7 @@ def test_missing_vocab_is_a_one_line_error(trained_run, tmp_path, capsys):
 
 
 def test_moved_run_finds_its_vocab_in_the_run_dir(trained_run, tmp_path, capsys):
-    moved = tmp_path / "moved_run"
-    shutil.copytree(trained_run, moved)
-    config = (moved / "config.yaml").read_text()
-    vocab = re.search(r"vocab_file: (\S+)", config).group(1)
-    shutil.copy(vocab, moved / "vocab.txt")
-    (moved / "config.yaml").write_text(config.replace(vocab, "/elsewhere/vocab.txt"))
+    moved = _moved_run(trained_run, tmp_path, "/elsewhere/vocab.txt", keep_vocab_in_run_dir=True)
     out = tmp_path / "hf"
     assert main(["export", "--run-dir", str(moved), "--out", str(out),
                  "--format", "huggingface"]) == 0, capsys.readouterr().err
