@@ -79,6 +79,16 @@ def test_every_variable_named_exactly_once(preset_networks):
     assert {id(v) for v in named} == {id(v) for v in networks.trainable_variables}
 
 
+def test_keras_variable_paths_are_unique(preset_networks):
+    # TensorBoard, debuggers and weight-decay exclusion see variables by their Keras path.
+    _, _, networks = preset_networks
+    paths = [v.path for v in networks.trainable_variables]
+    assert len(set(paths)) == len(paths)
+    assert "generator/layer_0/query/kernel" in paths
+    assert "discriminator/layer_0/query/kernel" in paths
+    assert "generator/output_bias" in paths
+
+
 def test_mlm_objective_counts():
     config = model_preset("small")
     networks = build_networks(config, objective="mlm")

@@ -31,19 +31,22 @@ class Generator(keras.Model):
         super().__init__(name=name, dtype=dtype)
         self.config = config
         self.embeddings = embeddings
-        self.encoder = _encoder(config, hidden_size, config.num_layers, num_heads,
-                                intermediate_size, self.dtype_policy)
-        self.head_dense = keras.layers.Dense(
-            config.embedding_size, activation=gelu, name="dense", dtype=self.dtype_policy,
-            kernel_initializer=truncated_normal(config.initializer_range))
-        # The output layer over the vocabulary runs in float32 under mixed precision (as do
-        # the losses and the Gumbel sampling that read its logits): its LayerNorm returns
-        # float32, so the tied matmul and the bias are float32 too. Variables are unchanged.
-        self.head_layer_norm = layer_norm(config.layer_norm_epsilon, "LayerNorm", "float32")
-        self.head_dense.build((None, None, hidden_size))
-        self.head_layer_norm.build((None, None, config.embedding_size))
+        # Variables are created under the network's name, so paths are unique
+        # (`generator/layer_0/query/kernel` vs `discriminator/layer_0/...`).
+        with keras.name_scope(name):
+            self.encoder = _encoder(config, hidden_size, config.num_layers, num_heads,
+                                    intermediate_size, self.dtype_policy)
+            self.head_dense = keras.layers.Dense(
+                config.embedding_size, activation=gelu, name="dense", dtype=self.dtype_policy,
+                kernel_initializer=truncated_normal(config.initializer_range))
+            # The output layer over the vocabulary runs in float32 under mixed precision (as do
+            # the losses and the Gumbel sampling that read its logits): its LayerNorm returns
+            # float32, so the tied matmul and the bias are float32 too. Variables are unchanged.
+            self.head_layer_norm = layer_norm(config.layer_norm_epsilon, "LayerNorm", "float32")
+            self.head_dense.build((None, None, hidden_size))
+            self.head_layer_norm.build((None, None, config.embedding_size))
         self.output_bias = self.add_weight(name="output_bias", shape=(config.vocab_size,),
-                                           initializer="zeros")
+                                           initializer="zeros")  # path: generator/output_bias
         self.built = True
 
     def encode(self, input_ids, input_mask, segment_ids, training=None):
@@ -72,16 +75,19 @@ class Discriminator(keras.Model):
         super().__init__(name=name, dtype=dtype)
         self.config = config
         self.embeddings = embeddings
-        self.encoder = _encoder(config, config.hidden_size, config.num_layers, config.num_heads,
-                                config.intermediate_size, self.dtype_policy)
-        self.head_dense = keras.layers.Dense(
-            config.hidden_size, activation=gelu, name="dense", dtype=self.dtype_policy,
-            kernel_initializer=truncated_normal(config.initializer_range))
-        # The TF1 reference leaves the final projection at Glorot-uniform init. It computes
-        # the logits in float32 under mixed precision.
-        self.head_output = keras.layers.Dense(1, name="dense_1", dtype="float32")
-        self.head_dense.build((None, None, config.hidden_size))
-        self.head_output.build((None, None, config.hidden_size))
+        # Variables are created under the network's name, so paths are unique
+        # (`generator/layer_0/query/kernel` vs `discriminator/layer_0/...`).
+        with keras.name_scope(name):
+            self.encoder = _encoder(config, config.hidden_size, config.num_layers, config.num_heads,
+                                    config.intermediate_size, self.dtype_policy)
+            self.head_dense = keras.layers.Dense(
+                config.hidden_size, activation=gelu, name="dense", dtype=self.dtype_policy,
+                kernel_initializer=truncated_normal(config.initializer_range))
+            # The TF1 reference leaves the final projection at Glorot-uniform init. It computes
+            # the logits in float32 under mixed precision.
+            self.head_output = keras.layers.Dense(1, name="dense_1", dtype="float32")
+            self.head_dense.build((None, None, config.hidden_size))
+            self.head_output.build((None, None, config.hidden_size))
         self.built = True
 
     def encode(self, input_ids, input_mask, segment_ids, training=None):
