@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from electra_tf.config import ModelConfig
@@ -57,9 +58,13 @@ class Generator(keras.Model):
     def mlm_logits(self, sequence_output, positions):
         """Logits [batch, num_positions, vocab] in float32, computed only at `positions`."""
         gathered = ops.take_along_axis(sequence_output, positions[:, :, None], axis=1)
-        h = self.head_layer_norm(self.head_dense(gathered))
-        table = ops.cast(self.embeddings.word_embeddings, h.dtype)
-        logits = ops.einsum("bne,ve->bnv", h, table) + ops.cast(self.output_bias, h.dtype)
+        h = self.head_layer_norm(self.head_dense(gathered))                    # [B, N, E]
+        table = ops.cast(self.embeddings.word_embeddings, h.dtype)             # [V, E]
+        # One 2-D matmul against the transposed table. (An einsum "bne,ve->bnv" becomes a
+        # batched matmul whose table gradient is formed per example, [B, E, V], then summed.)
+        flat = tf.reshape(h, [-1, tf.shape(h)[-1]])
+        logits = tf.matmul(flat, table, transpose_b=True) + ops.cast(self.output_bias, h.dtype)
+        logits = tf.reshape(logits, tf.concat([tf.shape(h)[:2], [table.shape[0]]], axis=0))
         return ops.cast(logits, "float32")
 
     def call(self, input_ids, input_mask, segment_ids, masked_positions, training=None):
