@@ -62,7 +62,7 @@ class Generator(keras.Model):
         table = ops.cast(self.embeddings.word_embeddings, h.dtype)             # [V, E]
         # One 2-D matmul against the transposed table. (An einsum "bne,ve->bnv" becomes a
         # batched matmul whose table gradient is formed per example, [B, E, V], then summed.)
-        flat = tf.reshape(h, [-1, tf.shape(h)[-1]])
+        flat = tf.reshape(h, [-1, table.shape[1]])
         logits = tf.matmul(flat, table, transpose_b=True) + ops.cast(self.output_bias, h.dtype)
         logits = tf.reshape(logits, tf.concat([tf.shape(h)[:2], [table.shape[0]]], axis=0))
         return ops.cast(logits, "float32")
