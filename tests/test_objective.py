@@ -114,6 +114,22 @@ def test_sampling_noise_is_keyed_by_example_not_by_batch_split():
     assert 0.0 < float(tf.reduce_min(full)) and float(tf.reduce_max(full)) < 1.0
 
 
+def test_mlm_logits_keep_a_static_vocabulary_dimension(networks, tiny_model_config):
+    # Gumbel sampling and the exported fill_mask signature read the vocabulary size statically,
+    # also when the batch size is not known (SavedModel signatures).
+    hidden = networks.generator.head_dense.kernel.shape[0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, hidden]),
+                                  tf.TensorSpec([None, 5], tf.int32)])
+    def logits(sequence_output, positions):
+        out = networks.generator.mlm_logits(sequence_output, positions)
+        assert out.shape.as_list() == [None, 5, tiny_model_config.vocab_size], out.shape
+        return out
+
+    out = logits(tf.zeros([2, 7, hidden]), tf.zeros([2, 5], tf.int32))
+    assert out.shape == (2, 5, tiny_model_config.vocab_size)
+
+
 def test_objective_compiles_with_xla(networks, batch):
     step = tf.function(lambda b: electra_objective(networks, b, config=ObjectiveConfig(),
                                                    seed=tf.constant(1)).loss,

@@ -2,7 +2,9 @@
 
 Both read the same `Embeddings` object (word, position, token type, LayerNorm); each has its own
 `embeddings_project` and encoder. The generator's output layer is tied to the word embeddings
-and is evaluated only at the masked positions.
+and is evaluated only at the masked positions. Each network creates its layers under its own
+name, so Keras variable paths are unique (`generator/layer_0/query/kernel`,
+`discriminator/layer_0/query/kernel`); checkpoints use the TF1 names in `interop/names.py`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ class Generator(keras.Model):
         super().__init__(name=name, dtype=dtype)
         self.config = config
         self.embeddings = embeddings
-        # Variables are created under the network's name, so paths are unique
-        # (`generator/layer_0/query/kernel` vs `discriminator/layer_0/...`).
         with keras.name_scope(name):
             self.encoder = _encoder(config, hidden_size, config.num_layers, num_heads,
                                     intermediate_size, self.dtype_policy)
@@ -47,7 +47,7 @@ class Generator(keras.Model):
             self.head_dense.build((None, None, hidden_size))
             self.head_layer_norm.build((None, None, config.embedding_size))
         self.output_bias = self.add_weight(name="output_bias", shape=(config.vocab_size,),
-                                           initializer="zeros")  # path: generator/output_bias
+                                           initializer="zeros")
         self.built = True
 
     def encode(self, input_ids, input_mask, segment_ids, training=None):
@@ -80,8 +80,6 @@ class Discriminator(keras.Model):
         super().__init__(name=name, dtype=dtype)
         self.config = config
         self.embeddings = embeddings
-        # Variables are created under the network's name, so paths are unique
-        # (`generator/layer_0/query/kernel` vs `discriminator/layer_0/...`).
         with keras.name_scope(name):
             self.encoder = _encoder(config, config.hidden_size, config.num_layers, config.num_heads,
                                     config.intermediate_size, self.dtype_policy)
