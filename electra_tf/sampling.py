@@ -48,9 +48,16 @@ def _example_uniform(seed: tf.Tensor, example_ids: tf.Tensor, shape: tuple[int, 
                                 + tf.constant(0x9E3779B9, _U32)) ^ seed)           # [batch]
     counter = tf.cast(tf.range(count), _U32)                                        # [n * v]
     h = _mix32(_mix32(counter[None, :] ^ example_key[:, None]) + example_key[:, None])
-    # 24 high bits -> (0, 1), never exactly 0 or 1.
-    u = (tf.cast(tf.bitwise.right_shift(h, tf.constant(8, _U32)), tf.float32) + 0.5) / 2.0**24
-    return tf.reshape(u, (-1, shape[0], shape[1]))
+    return tf.reshape(unit_interval(h), (-1, shape[0], shape[1]))
+
+
+def unit_interval(bits: tf.Tensor) -> tf.Tensor:
+    """uint32 hash values -> float32 in (0, 1), never exactly 0 or 1: (k + 0.5) / 2^23 for the
+    23 high bits k. (With 24 bits, (2^24 - 1) + 0.5 is not a float32 and rounds up to 2^24:
+    u = 1 and an infinite Gumbel noise for one element in 2^24.) The extremes are 2^-24 and
+    1 - 2^-24, so the Gumbel noise stays within [-2.8, 16.6]."""
+    k = tf.bitwise.right_shift(bits, tf.constant(9, _U32))
+    return (tf.cast(k, tf.float32) + 0.5) / 2.0**23
 
 
 _example_uniform_xla = tf.function(_example_uniform, jit_compile=True)

@@ -11,7 +11,7 @@ from synthetic import synthetic_examples
 from electra_tf.config import ObjectiveConfig, TrainConfig, model_preset
 from electra_tf.models import build_networks
 from electra_tf.objective import electra_objective, scatter_at_positions
-from electra_tf.sampling import example_uniform, gumbel_sample
+from electra_tf.sampling import example_uniform, gumbel_sample, unit_interval
 from electra_tf.training.optimizer import create_optimizer
 
 SEQ, N = 32, 5
@@ -112,6 +112,26 @@ def test_sampling_noise_is_keyed_by_example_not_by_batch_split():
     other_seed = example_uniform(tf.constant(5), tf.range(8), (3, 7))
     assert not np.array_equal(full.numpy(), other_seed.numpy())
     assert 0.0 < float(tf.reduce_min(full)) and float(tf.reduce_max(full)) < 1.0
+
+
+def test_uniform_noise_never_reaches_0_or_1():
+    # The extreme hash values map strictly inside (0, 1), so the Gumbel noise stays finite.
+    # (A 24-bit version rounded 2^24 - 0.5 up to 1.0: +inf noise once per 2^24 elements.)
+    bits = tf.constant([0, 1, 2**31, 2**32 - 512, 2**32 - 1], tf.uint32)
+    u = unit_interval(bits).numpy()
+    assert u.min() > 0.0 and u.max() < 1.0
+    assert np.all(np.diff(u) >= 0)
+    gumbel = -np.log(-np.log(u))
+    assert np.all(np.isfinite(gumbel)) and gumbel.max() < 17.0
+
+
+def test_a_dominant_logit_is_always_sampled():
+    # Over ~10M noise draws (several times 2^24 / vocab per position): a logit 40 above the
+    # rest wins every time, as it must when the noise is finite (at most ~16.6 apart).
+    logits = tf.concat([tf.fill([64, 19, 1], 40.0), tf.zeros([64, 19, 8191])], axis=-1)
+    for seed in range(2):
+        samples = gumbel_sample(logits, tf.constant(seed), tf.range(64))
+        assert int(tf.reduce_max(samples)) == 0
 
 
 def test_mlm_logits_keep_a_static_vocabulary_dimension(networks, tiny_model_config):
