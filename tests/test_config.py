@@ -47,6 +47,18 @@ def test_max_predictions_follow_the_reference_formula():
     ({"data": {"source": "text"}}, "data.paths is empty"),
     ({"model": {"preset": "huge"}}, "model.preset 'huge' is unknown"),
     ({"train": {"batch_size": 30, "grad_accum_steps": 4}}, "divisible by"),
+    ({"trian": {"steps": 3}}, "unknown section(s) ['trian']"),
+    ({"model": "small"}, "section 'model' must be a mapping of fields"),
+    ({"train": 5}, "section 'train' must be a mapping of fields"),
+    ({"model": {"type_vocab_size": 1}}, "model.type_vocab_size must be at least 2"),
+    ({"model": {"layer_norm_epsilon": 0.0}}, "model.layer_norm_epsilon must be > 0"),
+    ({"model": {"initializer_range": -1}}, "model.initializer_range must be > 0"),
+    ({"train": {"clip_norm": -1}}, "train.clip_norm must be > 0"),
+    ({"train": {"adam_beta1": 1.5}}, "train.adam_beta1 must be in [0, 1)"),
+    ({"train": {"adam_beta2": 1}}, "train.adam_beta2 must be in [0, 1)"),
+    ({"train": {"adam_epsilon": 0}}, "train.adam_epsilon must be > 0"),
+    ({"train": {"weight_decay": -0.1}}, "train.weight_decay must be >= 0"),
+    ({"train": {"steps": 1.5}}, "train.steps: expected an integer"),
 ])
 def test_invalid_values_give_clear_messages(data, message):
     with pytest.raises(ConfigError) as error:
@@ -66,10 +78,19 @@ def test_yaml_file_with_overrides(tmp_path):
     assert config.train.learning_rate == 1e-3
 
 
+def test_whole_numbers_in_float_notation_are_integers():
+    config = config_from_dict({"train": {"steps": "1e3", "warmup_steps": 100.0}})
+    assert config.train.steps == 1000 and isinstance(config.train.steps, int)
+    assert config.train.warmup_steps == 100
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.steps", "must look like section.field=value"),
     ("steps=3", "the key must be section.field"),
-    ("train.nope=3", "unknown field(s) ['nope']"),
+    ("train.nope=3", "--set train.nope=3: train has no field 'nope'"),
+    ("trian.steps=3", "--set trian.steps=3: unknown section 'trian'"),
+    # A bad value is blamed on the --set that gave it, not on the YAML file.
+    ("train.steps=abc", "--set train.steps=abc: expected an integer, got 'abc'"),
 ])
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")
@@ -88,6 +109,10 @@ def test_missing_and_malformed_files(tmp_path):
     listed.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(listed)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("# caf\xe9\ntrain:\n  steps: 3\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml is not UTF-8 text"):
+        load_config(latin1)
 
 
 def test_saved_config_round_trips(tmp_path):

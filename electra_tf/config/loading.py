@@ -50,6 +50,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is int:
+        if isinstance(value, str | float) and not isinstance(value, bool):
+            try:  # YAML reads 1e6 as a string, 1.0e6 as a float: accept whole numbers
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if number.is_integer():
+                return int(number)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
@@ -70,6 +77,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
+    if unknown and not where:
+        raise ConfigError(f"unknown section(s) {unknown}; the sections are {sorted(names)}")
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(names)}")
     kwargs = {}
@@ -105,12 +114,29 @@ def parse_override(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
-    return {parts[0]: {parts[1]: value}}
+    section, name = parts
+    sections = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    if section not in sections:
+        raise ConfigError(f"--set {text}: unknown section {section!r}; the sections are "
+                          f"{sorted(sections)}")
+    cls = typing.get_type_hints(RunConfig)[section]
+    hints = typing.get_type_hints(cls)
+    if name not in hints and not (section == "model" and name == "preset"):
+        raise ConfigError(f"--set {text}: {section} has no field {name!r}; known fields are "
+                          f"{sorted(hints)}")
+    if name in hints:
+        value = _coerce(value, hints[name], f"--set {text}")
+    return {section: {name: value}}
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Builds a validated RunConfig from nested dicts; `model.preset` selects reference sizes."""
     data = dict(data or {})
+    for section, value in data.items():
+        if value is not None and not isinstance(value, dict):
+            example = "model:\n  preset: small" if section == "model" else f"{section}:\n  field: value"
+            raise ConfigError(f"{source}: section {section!r} must be a mapping of fields, got "
+                              f"{value!r} (write it as\n{example})")
     model = dict(data.get("model") or {})
     preset = model.pop("preset", None)
     if preset is not None:
@@ -139,6 +165,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save the config as "
+                              "UTF-8") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping with sections "
                               "model, objective, data, train")

@@ -83,6 +83,12 @@ class ModelConfig:
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.type_vocab_size < 2:
+            raise ConfigError(f"model.type_vocab_size must be at least 2 (examples are sentence "
+                              f"pairs with segment ids 0 and 1), got {self.type_vocab_size}")
+        for name in ("initializer_range", "layer_norm_epsilon"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be > 0, got {getattr(self, name)}")
 
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -247,8 +253,14 @@ class TrainConfig:
         if self.batch_size % self.grad_accum_steps:
             raise ConfigError(f"train.batch_size ({self.batch_size}) must be divisible by "
                               f"train.grad_accum_steps ({self.grad_accum_steps})")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("learning_rate", "adam_epsilon", "clip_norm"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
         if self.warmup_steps < 0 or self.eval_every < 0 or self.text_summary_every < 0:
             raise ConfigError("train.warmup_steps, eval_every and text_summary_every must be >= 0")
         if self.profile_steps and (len(self.profile_steps) != 2
