@@ -81,6 +81,19 @@ def test_huggingface_format(trained_run, tmp_path, capsys):
         for name in ("config.json", "model.safetensors", "vocab.txt"):
             assert os.path.isfile(os.path.join(out, role, name)), (role, name)
 
+    # Exporting again replaces the earlier export of the same format...
+    stale = os.path.join(out, "discriminator", "stale.txt")
+    open(stale, "w").close()
+    assert main(["export", "--run-dir", trained_run, "--out", out, "--format", "huggingface"]) == 0
+    assert not os.path.exists(stale) and os.path.isfile(os.path.join(out, "generator",
+                                                                      "model.safetensors"))
+    # ...but another format, or unrelated files, are never overwritten or mixed in.
+    capsys.readouterr()
+    assert main(["export", "--run-dir", trained_run, "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert f"--out {out} is not empty and holds no earlier saved_model export" in err
+    assert os.path.isfile(os.path.join(out, "discriminator", "config.json"))
+
 
 def _no_config(run_dir, root):
     path = root / "not_a_run"

@@ -120,6 +120,23 @@ def load_run(run_dir: str, step: int | None = None):
     return config, networks, checkpoint
 
 
+# What an earlier export of each format leaves in its directory.
+_EXPORT_MARKERS = {"saved_model": ("saved_model.pb",),
+                   "huggingface": ("discriminator/config.json", "generator/config.json")}
+
+
+def _clear_previous_export(out: str, fmt: str) -> None:
+    """Makes room in `out`: an earlier export of the same format is replaced; any other
+    content is left alone and is an error (an export must not mix with unrelated files)."""
+    if not tf.io.gfile.isdir(out) or not tf.io.gfile.listdir(out):
+        return
+    if not any(tf.io.gfile.exists(os.path.join(out, marker)) for marker in _EXPORT_MARKERS[fmt]):
+        raise ConfigError(f"--out {out} is not empty and holds no earlier {fmt} export; choose "
+                          "a new or empty directory")
+    log.info("replacing the earlier %s export in %s", fmt, out)
+    tf.io.gfile.rmtree(out)
+
+
 def export_run(run_dir: str, out: str, fmt: str = "saved_model", step: int | None = None,
                *, top_k: int = 5) -> str:
     """Exports the run at `run_dir` (its latest checkpoint, or the one at `step`) to `out`.
@@ -133,6 +150,7 @@ def export_run(run_dir: str, out: str, fmt: str = "saved_model", step: int | Non
     if tf.io.gfile.exists(out) and not tf.io.gfile.isdir(out):
         raise ConfigError(f"{out} is a file; give a directory to export to with --out")
     config, networks, checkpoint = load_run(run_dir, step)
+    _clear_previous_export(out, fmt)
     tokenizer = load_run_tokenizer(config, run_dir)
     data = config.data
     if fmt == "huggingface":
