@@ -22,6 +22,18 @@ def _config_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
                         help="override a config field, e.g. --set train.steps=100 (repeatable)")
 
 
+def _vocab_size(text: str) -> int:
+    """--size of build-vocab: the five special tokens and at least one more."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if size < 6:
+        raise argparse.ArgumentTypeError(f"must be at least 6 (the five special tokens and one "
+                                         f"more), got {size}")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="electra-tf", description="Pretrain ELECTRA text encoders with TensorFlow 2.")
@@ -41,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "from the corpus in the config's data section.")
     _config_arguments(vocab, required=False)
     vocab.add_argument("--out", required=True, metavar="PATH", help="where to write vocab.txt")
-    vocab.add_argument("--size", type=int, default=None,
+    vocab.add_argument("--size", type=_vocab_size, default=None,
                        help="vocabulary size (default: data.vocab_size)")
 
     export = commands.add_parser(
@@ -80,7 +92,7 @@ def _build_vocab(args) -> int:
     from electra_tf.data import build_vocab
 
     config = load_config(args.config, args.overrides)
-    size = args.size or config.data.vocab_size
+    size = args.size if args.size is not None else config.data.vocab_size
     path = build_vocab(config.data, args.out, size)
     print(f"wrote {path}")
     return 0

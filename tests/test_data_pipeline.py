@@ -1,5 +1,6 @@
 """make_dataset / dataset_fn end to end: shapes, masking in the pipeline, sharding, bad input."""
 
+import gzip
 import random
 
 import numpy as np
@@ -172,6 +173,21 @@ def test_corpus_without_text(tmp_path, tokenizer, content, match):
     (tmp_path / "c.txt").write_bytes(content)
     with pytest.raises(DataError, match=match):
         make_dataset(config([str(tmp_path / "c.txt")]), tokenizer, batch_size=4)
+
+
+def test_gzip_corpus_end_to_end(tmp_path, tokenizer):
+    write_corpus(tmp_path)
+    text = (tmp_path / "part-0.txt").read_bytes()
+    (tmp_path / "part-0.txt").unlink()
+    (tmp_path / "part-0.txt.gz").write_bytes(gzip.compress(text))
+    batch = batches(make_dataset(config([str(tmp_path)]), tokenizer, batch_size=4), 1)[0]
+    ids = originals(batch)[batch["input_mask"] == 1]
+    assert (ids != tokenizer.special.unk_id).all()            # read as text, not gzip bytes
+    (tmp_path / "part-0.txt.gz").write_bytes(text)                # not gzip after all
+    with pytest.raises(DataError) as error:
+        make_dataset(config([str(tmp_path)]), tokenizer, batch_size=4)
+    assert str(error.value).startswith("cannot read text corpus") and "inflate" in str(error.value)
+    assert "{{" not in str(error.value) and "[Op:" not in str(error.value)
 
 
 def test_other_bad_inputs(tmp_path, tokenizer):

@@ -1,11 +1,21 @@
 """Corpus sources: text files (both layouts, globs), TFDS (mocked), the default WordNet corpus."""
 
+import gzip
+import zlib
+
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from electra_tf.config import DataConfig
-from electra_tf.data import DataError, load_default_corpus, open_documents, sources, wordnet
+from electra_tf.config import ConfigError, DataConfig
+from electra_tf.data import (
+    DataError,
+    has_eval_split,
+    load_default_corpus,
+    open_documents,
+    sources,
+    wordnet,
+)
 
 
 def read_docs(data, split="train", input_context=None):
@@ -87,6 +97,59 @@ def test_text_heldout_eval(tmp_path):
                        eval_documents=4)
     assert read_docs(data, "eval") == [["e0"]]
     assert len(read_docs(data, "train")) == 5
+
+
+def test_compressed_files_are_decompressed(tmp_path):
+    text = b"First one.\nSecond one.\n\nOther doc.\n"
+    expected = [["First one.", "Second one."], ["Other doc."]]
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "b.txt.zz").write_bytes(zlib.compress(text))
+    assert read_docs(text_config([tmp_path / "a.txt.gz"])) == expected
+    assert read_docs(text_config([tmp_path / "b.txt.zz"]), "train") == expected
+    # A directory of compressed files, with held-out documents counted in them too.
+    data = text_config([tmp_path], eval_documents=1)
+    assert read_docs(data, "eval") == expected[:1]
+    assert read_docs(data, "train") == expected[1:] + expected
+    data = text_config([tmp_path / "a.txt.gz"], layout="document_per_line")
+    assert read_docs(data) == [["First one."], ["Second one."], ["Other doc."]]
+
+
+def test_bad_compressed_files(tmp_path):
+    (tmp_path / "fake.gz").write_bytes(b"plain text, not gzip\n")
+    with pytest.raises(DataError, match=r"^cannot read .*fake.gz: inflate\(\) failed.*"
+                                        r"not compressed that way\?\)$"):
+        read_docs(text_config([tmp_path / "fake.gz"], eval_documents=5))
+    (tmp_path / "c.txt.bz2").write_bytes(b"BZh9")
+    with pytest.raises(DataError, match=r"c.txt.bz2 is compressed in a format that cannot"):
+        read_docs(text_config([tmp_path / "*.bz2"]))
+
+
+def test_blank_corpus_with_heldout_documents_is_empty(tmp_path):
+    (tmp_path / "blank.txt").write_text("\n  \n\t\n\n")
+    with pytest.raises(DataError, match=r"the corpus is empty: .*blank.txt holds no document"):
+        read_docs(text_config([tmp_path / "blank.txt"], eval_documents=200))
+    (tmp_path / "zero.txt").write_text("")
+    with pytest.raises(DataError, match=r"the corpus is empty: every file of .*zero.txt has 0"):
+        read_docs(text_config([tmp_path / "zero.txt"], eval_documents=200))
+
+
+def test_has_eval_split():
+    assert has_eval_split(DataConfig())
+    assert not has_eval_split(DataConfig(eval_documents=0))
+    assert has_eval_split(DataConfig(source="text", paths=["a"], eval_documents=3))
+    assert has_eval_split(DataConfig(source="text", paths=["a"], eval_documents=0,
+                                     eval_paths=["b"]))
+    assert not has_eval_split(DataConfig(source="text", paths=["a"], eval_documents=0))
+    assert has_eval_split(DataConfig(source="tfds", tfds_name="x", eval_documents=1))
+    assert not has_eval_split(DataConfig(source="tfds", tfds_name="x", eval_documents=0))
+
+
+@pytest.mark.parametrize("source", ["default", "tfds"])
+def test_eval_paths_only_for_text(source):
+    with pytest.raises(ConfigError, match=f"data.eval_paths is only read by data.source=text, "
+                                          f"not '{source}'"):
+        DataConfig(source=source, tfds_name="x", eval_paths=["held.txt"]).validate()
+    DataConfig(source="text", paths=["a"], eval_paths=["held.txt"]).validate()
 
 
 def test_sharding_by_file_and_by_document(tmp_path):

@@ -1,11 +1,13 @@
 """The WordPiece vocabulary builder."""
 
+import gzip
 import random
 
 import pytest
+import tensorflow as tf
 
 from electra_tf.config import DataConfig
-from electra_tf.data import SPECIAL_TOKENS, DataError, WordPieceTokenizer, build_vocab
+from electra_tf.data import SPECIAL_TOKENS, DataError, WordPieceTokenizer, build_vocab, vocab
 from electra_tf.data.tokenization import read_vocab
 
 STEMS = ["walk", "talk", "play", "jump", "read", "paint", "build", "cook", "clean", "open"]
@@ -62,3 +64,36 @@ def test_empty_corpus(tmp_path):
     data = DataConfig(source="text", paths=[str(corpus)], eval_documents=0)
     with pytest.raises(DataError, match="no words"):
         build_vocab(data, str(tmp_path / "vocab.txt"), 100)
+
+
+def test_gzip_corpus(tmp_path):
+    plain = write_corpus(tmp_path / "corpus.txt")
+    (tmp_path / "corpus.txt.gz").write_bytes(gzip.compress(open(plain, "rb").read()))
+    data = DataConfig(source="text", paths=[str(tmp_path / "corpus.txt.gz")], eval_documents=0)
+    tokens = read_vocab(build_vocab(data, str(tmp_path / "vocab.txt"), 80))
+    assert "walk" in tokens and "##s" in tokens
+
+
+def test_bad_arguments_fail_before_reading_the_corpus(tmp_path, monkeypatch):
+    def no_counting(*args, **kwargs):
+        raise AssertionError("the corpus was read")
+
+    monkeypatch.setattr(vocab, "count_words", no_counting)
+    with pytest.raises(DataError, match=r"it is a directory; give a file path such as .*vocab"):
+        build_vocab(DataConfig(), str(tmp_path), 100)
+    with pytest.raises(DataError, match="vocab_size must be above 5, got 3"):
+        build_vocab(DataConfig(), str(tmp_path / "vocab.txt"), 3)
+    assert not list(tmp_path.parent.glob(f"{tmp_path.name}*.tmp"))
+
+
+def test_failed_write_leaves_no_tmp_file(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus.txt", sentences=50)
+    data = DataConfig(source="text", paths=[corpus], eval_documents=0)
+
+    def failing_rename(*args, **kwargs):
+        raise tf.errors.PermissionDeniedError(None, None, "permission denied")
+
+    monkeypatch.setattr(tf.io.gfile, "rename", failing_rename)
+    with pytest.raises(DataError, match="cannot write the vocabulary to .*permission denied"):
+        build_vocab(data, str(tmp_path / "vocab.txt"), 40)
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "vocab.txt").exists()

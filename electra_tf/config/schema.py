@@ -200,6 +200,10 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.eval_documents < 0:
             raise ConfigError(f"data.eval_documents must be >= 0, got {self.eval_documents}")
+        if self.eval_paths and self.source != "text":
+            raise ConfigError(f"data.eval_paths is only read by data.source=text, not "
+                              f"{self.source!r}: remove it (data.eval_documents sets how many "
+                              "documents are held out for evaluation)")
         if self.shuffle_buffer < 1:
             raise ConfigError(f"data.shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
         if self.vocab_size < 6:

@@ -8,13 +8,14 @@ Public interface::
     dataset_fn(config, tokenizer, split="train", global_batch_size=None)   (pipeline.py)
     pack_segments(segments, seq_length, special)             (packing.py, for serving)
     open_documents(data, split, input_context) / load_default_corpus()   (sources.py, wordnet.py)
+    has_eval_split(data) -> bool: whether split="eval" has held-out data   (sources.py)
     DataError, VocabError                                    (errors.py)
 """
 
 from electra_tf.data.errors import DataError, VocabError
 from electra_tf.data.packing import pack_documents, pack_segments
 from electra_tf.data.pipeline import FEATURES, dataset_fn, make_dataset
-from electra_tf.data.sources import open_documents
+from electra_tf.data.sources import has_eval_split, open_documents
 from electra_tf.data.tokenization import (
     SPECIAL_TOKENS,
     SentencePieceTokenizer,
@@ -28,5 +29,5 @@ from electra_tf.data.wordnet import load_default_corpus
 __all__ = [
     "DataError", "VocabError", "FEATURES", "SPECIAL_TOKENS", "Tokenizer", "WordPieceTokenizer",
     "SentencePieceTokenizer", "load_tokenizer", "build_vocab", "make_dataset", "dataset_fn",
-    "pack_documents", "pack_segments", "open_documents", "load_default_corpus",
+    "pack_documents", "pack_segments", "open_documents", "has_eval_split", "load_default_corpus",
 ]

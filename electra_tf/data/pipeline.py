@@ -26,7 +26,7 @@ import tensorflow as tf
 from electra_tf.config import RunConfig
 from electra_tf.data.errors import DataError
 from electra_tf.data.packing import pack_documents
-from electra_tf.data.sources import graph_only, open_documents
+from electra_tf.data.sources import graph_only, open_documents, read_error
 from electra_tf.data.tokenization import Tokenizer
 from electra_tf.masking import mask_tokens
 
@@ -160,7 +160,7 @@ def _check_has_tokens(tokenized: tf.data.Dataset, description: str) -> None:
     try:
         found = int(first.reduce(tf.constant(0, tf.int64), graph_only(lambda total, n: total + n)))
     except tf.errors.OpError as e:
-        raise DataError(f"cannot read {description}: {e.message.splitlines()[0]}") from None
+        raise read_error(description, e) from None
     if found == 0:
         raise DataError(f"{description} has no text to train on: no document with a token "
                         "(empty files, only blank lines, or only characters the tokenizer drops). "

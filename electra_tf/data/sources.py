@@ -16,7 +16,9 @@ in sorted file order (or all of `data.eval_paths` when set), the first ones of t
 (``train[:N]``; training reads ``train[N:]``), or evenly spaced documents of the default corpus.
 Training never sees them.
 
-Text is sanitised in the graph: invalid UTF-8 bytes become U+FFFD and NUL bytes become spaces.
+Text files ending in ``.gz`` (gzip) or ``.zz`` / ``.zlib`` (zlib) are decompressed as they are
+read; other compressed files (.bz2, .xz, .zip, ...) are rejected. Text is sanitised in the graph:
+invalid UTF-8 bytes become U+FFFD and NUL bytes become spaces.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from electra_tf.config import DataConfig
 from electra_tf.data.errors import DataError
 from electra_tf.data.wordnet import default_corpus_split, load_default_corpus
 
-__all__ = ["Documents", "open_documents", "file_documents", "expand_paths", "sanitize",
-           "split_sentences", "documents_to_dataset", "load_default_corpus",
-           "default_corpus_split", "tfds_split_name", "graph_only"]
+__all__ = ["Documents", "open_documents", "has_eval_split", "file_documents", "expand_paths",
+           "compression_type", "sanitize", "split_sentences", "documents_to_dataset",
+           "load_default_corpus", "default_corpus_split", "tfds_split_name", "graph_only",
+           "read_error"]
 
 
 SPLITS = ("train", "eval")
@@ -43,11 +46,22 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _BLOCK_LINES = 4096
 # A document with more lines than this is emitted in pieces (bounds the memory of the grouping).
 _MAX_DOCUMENT_LINES = 1 << 16
+# File name suffix -> tf.data compression type; the other common compressed formats are rejected.
+_COMPRESSION = {".gz": "GZIP", ".zz": "ZLIB", ".zlib": "ZLIB"}
+_UNSUPPORTED_COMPRESSION = (".bz2", ".xz", ".zst", ".lz4", ".zip", ".7z")
 
 
 def graph_only(fn):
     """Marks a tf.data function as plain graph code: AutoGraph's slow conversion is skipped."""
     return tf.autograph.experimental.do_not_convert(fn)
+
+
+def read_error(what: str, error: tf.errors.OpError) -> DataError:
+    """A one-line DataError for a TensorFlow error raised while reading `what`."""
+    message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", error.message.strip().splitlines()[0]).strip()
+    if "inflate" in message or "incorrect header" in message:
+        message += " (a .gz, .zz or .zlib file that is not compressed that way?)"
+    return DataError(f"cannot read {what}: {message}")
 
 
 @dataclass
@@ -118,13 +132,22 @@ def expand_paths(patterns: list[str], field: str = "data.paths") -> list[str]:
                                 "as corpus/*.txt are accepted)")
         except tf.errors.OpError as e:
             raise DataError(f"{field}: cannot read {pattern!r}: {e.message}") from None
+    unreadable = [f for f in sorted(files) if f.lower().endswith(_UNSUPPORTED_COMPRESSION)]
+    if unreadable:
+        raise DataError(f"{field}: {unreadable[0]} is compressed in a format that cannot be read "
+                        "(only .gz and .zz/.zlib are): decompress it, or leave it out")
     return sorted(files)
 
 
-def _sentence_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
+def compression_type(name: str) -> str:
+    """The tf.data compression type of a text file: 'GZIP' (.gz), 'ZLIB' (.zz, .zlib) or ''."""
+    return _COMPRESSION.get(os.path.splitext(name)[1].lower(), "")
+
+
+def _sentence_per_line_docs(filename: tf.Tensor, compression: tf.Tensor) -> tf.data.Dataset:
     """Groups the lines of one file into documents at blank lines (graph code, blockwise)."""
     # A trailing blank line flushes the last document of the file.
-    lines = tf.data.TextLineDataset(filename).concatenate(
+    lines = tf.data.TextLineDataset(filename, compression).concatenate(
         tf.data.Dataset.from_tensors(tf.constant("")))
 
     @graph_only
@@ -152,8 +175,8 @@ def _sentence_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
     return lines.batch(_BLOCK_LINES).scan(tf.zeros([0], tf.string), step).flat_map(to_documents)
 
 
-def _document_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
-    lines = tf.data.TextLineDataset(filename).batch(_BLOCK_LINES)
+def _document_per_line_docs(filename: tf.Tensor, compression: tf.Tensor) -> tf.data.Dataset:
+    lines = tf.data.TextLineDataset(filename, compression).batch(_BLOCK_LINES)
 
     @graph_only
     def to_docs(block):
@@ -163,36 +186,53 @@ def _document_per_line_docs(filename: tf.Tensor) -> tf.data.Dataset:
     return lines.map(to_docs).flat_map(graph_only(tf.data.Dataset.from_tensor_slices))
 
 
-def file_documents(filename: str | tf.Tensor, layout: str) -> tf.data.Dataset:
-    """The documents of one text file, in order."""
+def file_documents(filename: str | tf.Tensor, layout: str,
+                   compression: str | tf.Tensor | None = None) -> tf.data.Dataset:
+    """The documents of one text file, in order (compression: default from a str name)."""
+    if compression is None:
+        compression = compression_type(filename) if isinstance(filename, str) else ""
     if layout == "sentence_per_line":
-        return _sentence_per_line_docs(filename)
+        return _sentence_per_line_docs(filename, compression)
     if layout == "document_per_line":
-        return _document_per_line_docs(filename)
+        return _document_per_line_docs(filename, compression)
     raise DataError(f"data.layout must be 'sentence_per_line' or 'document_per_line', "
                     f"got {layout!r}")
 
 
-def _count(dataset: tf.data.Dataset, limit: int) -> int:
-    return int(dataset.take(limit).reduce(np.int64(0), graph_only(lambda n, _: n + 1)))
+def _count(name: str, layout: str, limit: int, skip: int = 0) -> int:
+    """The number of documents of file `name` after the first `skip`, up to `limit`."""
+    documents = file_documents(name, layout).skip(skip).take(limit)
+    try:
+        return int(documents.reduce(np.int64(0), graph_only(lambda n, _: n + 1)))
+    except tf.errors.OpError as e:
+        raise read_error(name, e) from None
 
 
 def _text_documents(data: DataConfig, split: str,
                     input_context: tf.distribute.InputContext | None) -> Documents:
-    files = expand_paths(data.paths)
+    if split == "eval" and not has_eval_split(data):
+        raise DataError("split='eval' but data.eval_documents is 0 and data.eval_paths is empty: "
+                        "hold out some documents to evaluate on")
+    if split == "eval" and data.eval_paths:
+        files = expand_paths(data.eval_paths, "data.eval_paths")
+    else:
+        files = expand_paths(data.paths)
+    description = f"{', '.join(files[:3])}{' ...' if len(files) > 3 else ''}"
+    if all(_size(name) == 0 for name in files):
+        raise DataError(f"the corpus is empty: every file of {description} has 0 bytes")
     holdout: list[int] = []                              # leading documents held out per file
-    if data.eval_paths:
-        if split == "eval":
-            files = expand_paths(data.eval_paths, "data.eval_paths")
-    elif data.eval_documents > 0:
+    if not data.eval_paths and data.eval_documents > 0:
         remaining = data.eval_documents
         for name in files:
             if remaining == 0:
                 break
-            holdout.append(_count(file_documents(name, data.layout), remaining))
+            holdout.append(_count(name, data.layout, remaining))
             remaining -= holdout[-1]
+        if remaining == data.eval_documents:
+            raise DataError(f"the corpus is empty: {description} holds no document (only blank "
+                            "lines or whitespace); check the files in data.paths")
         exhausted = remaining > 0 or not any(
-            _count(file_documents(name, data.layout).skip(skip), 1)
+            _count(name, data.layout, 1, skip)
             for name, skip in zip(files, holdout + [0] * (len(files) - len(holdout)),
                                   strict=True))
         if exhausted and split == "train":
@@ -201,13 +241,7 @@ def _text_documents(data: DataConfig, split: str,
                 f"and data.eval_documents={data.eval_documents} of them are held out for "
                 "evaluation, so none is left for training: add text, lower data.eval_documents "
                 "or give data.eval_paths")
-    elif split == "eval":
-        raise DataError("split='eval' but data.eval_documents is 0 and data.eval_paths is empty: "
-                        "hold out some documents to evaluate on")
 
-    description = f"{', '.join(files[:3])}{' ...' if len(files) > 3 else ''}"
-    if all(_size(name) == 0 for name in files):
-        raise DataError(f"the corpus is empty: every file of {description} has 0 bytes")
     # Per file: documents to skip (held out, when training) and to take (-1: all).
     skips = [0] * len(files)
     takes = [-1] * len(files)
@@ -223,13 +257,16 @@ def _text_documents(data: DataConfig, split: str,
             ids = ids[input_context.input_pipeline_id::input_context.num_input_pipelines]
             sharded_by_file = True
     table = tf.data.Dataset.from_tensor_slices((
-        tf.constant([files[i] for i in ids]), tf.constant([skips[i] for i in ids], tf.int64),
+        tf.constant([files[i] for i in ids]),
+        tf.constant([compression_type(files[i]) for i in ids]),
+        tf.constant([skips[i] for i in ids], tf.int64),
         tf.constant([takes[i] for i in ids], tf.int64)))
     # Evaluation reads files in order; training interleaves documents of several files.
     cycle = 1 if split == "eval" else min(len(ids), 8)
+
     @graph_only
-    def read(name, skip, take):
-        return file_documents(name, data.layout).skip(skip).take(take)
+    def read(name, compression, skip, take):
+        return file_documents(name, data.layout, compression).skip(skip).take(take)
 
     if cycle == 1:
         dataset = table.flat_map(read)
@@ -331,6 +368,12 @@ def _tfds_documents(data: DataConfig, split: str,
 # ----------------------------------------------------------------------------------------------
 # Entry point
 # ----------------------------------------------------------------------------------------------
+
+
+def has_eval_split(data: DataConfig) -> bool:
+    """Whether the config holds out documents for split="eval" (data.eval_documents > 0, or
+    data.eval_paths for the text source). Only the config is looked at, no file is read."""
+    return data.eval_documents > 0 or (data.source == "text" and bool(data.eval_paths))
 
 
 def open_documents(data: DataConfig, split: str = "train",

@@ -31,7 +31,7 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 
 from electra_tf.config import DataConfig
 from electra_tf.data.errors import DataError
-from electra_tf.data.sources import graph_only, open_documents
+from electra_tf.data.sources import graph_only, open_documents, read_error
 from electra_tf.data.tokenization import SPECIAL_TOKENS, normalize
 
 logger = logging.getLogger(__name__)
@@ -56,12 +56,16 @@ def count_words(data: DataConfig, max_words: int) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     total = 0
     started = time.perf_counter()
-    for unique, freq, size in dataset.as_numpy_iterator():
-        counts.update(dict(zip(unique.tolist(), freq.tolist(), strict=True)))
-        total += int(size)
-        if total >= max_words:
-            logger.info("vocab: sampled the first %d words of %s", total, documents.description)
-            break
+    try:
+        for unique, freq, size in dataset.as_numpy_iterator():
+            counts.update(dict(zip(unique.tolist(), freq.tolist(), strict=True)))
+            total += int(size)
+            if total >= max_words:
+                logger.info("vocab: sampled the first %d words of %s", total,
+                            documents.description)
+                break
+    except tf.errors.OpError as e:
+        raise read_error(documents.description, e) from None
     if not counts:
         raise DataError(f"cannot build a vocabulary: {documents.description} has no words")
     logger.info("vocab: counted %d words (%d distinct) in %.1fs", total, len(counts),
@@ -152,18 +156,29 @@ def build_vocab(data: DataConfig, out_path: str, vocab_size: int, *,
                 max_words: int = 4_000_000, max_input_words: int | None = None) -> str:
     """Learns a WordPiece vocab of `vocab_size` tokens from the configured corpus; returns
     `out_path` (written atomically through tf.io.gfile, so gs:// works)."""
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise DataError(f"vocab_size must be above {len(SPECIAL_TOKENS)}, got {vocab_size}")
+    if tf.io.gfile.isdir(out_path):
+        raise DataError(f"cannot write the vocabulary to {out_path}: it is a directory; give a "
+                        f"file path such as {out_path.rstrip('/')}/vocab.txt")
     started = time.perf_counter()
     logger.info("vocab: building a %d-token WordPiece vocabulary into %s", vocab_size, out_path)
     counts = count_words(data, max_words)
     vocab = learn_vocab(counts, vocab_size,
                         max_input_words=max_input_words or max(vocab_size + 10_000, 20_000))
     directory = out_path.rsplit("/", 1)[0] if "/" in out_path else ""
-    if directory and not tf.io.gfile.exists(directory):
-        tf.io.gfile.makedirs(directory)
     tmp = f"{out_path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write("\n".join(vocab) + "\n")
-    tf.io.gfile.rename(tmp, out_path, overwrite=True)
+    try:
+        if directory and not tf.io.gfile.exists(directory):
+            tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write("\n".join(vocab) + "\n")
+        tf.io.gfile.rename(tmp, out_path, overwrite=True)
+    except tf.errors.OpError as e:
+        raise DataError(f"cannot write the vocabulary to {out_path}: {e.message}") from None
+    finally:
+        if tf.io.gfile.exists(tmp) and not tf.io.gfile.isdir(tmp):   # only after a failure
+            tf.io.gfile.remove(tmp)
     logger.info("vocab: wrote %d tokens to %s in %.1fs", len(vocab), out_path,
                 time.perf_counter() - started)
     return out_path
