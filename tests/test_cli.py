@@ -68,6 +68,32 @@ def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
     assert "nothing-*.txt" in err and "Traceback" not in err
 
 
+def test_training_without_held_out_data(tmp_path, capsys, caplog):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat.\nthe dog sat too.\n\nanother document.\n" * 40)
+    with caplog.at_level("INFO"):
+        code = main(["pretrain", "--config", "configs/quickstart.yaml",
+                     "--set", f"train.run_dir={tmp_path / 'run'}", "--set", "data.source=text",
+                     "--set", f"data.paths=[{corpus}]", "--set", "data.eval_documents=0",
+                     "--set", "data.vocab_size=100", "--set", "data.seq_length=16",
+                     "--set", "train.batch_size=4", "--set", "train.steps=2",
+                     "--set", "train.steps_per_execution=1", "--set", "train.warmup_steps=1"])
+    assert code == 0, capsys.readouterr().err
+    assert "completed at step 2" in capsys.readouterr().out
+    assert "evaluation is skipped" in caplog.text
+
+
+def test_run_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
+    # The quickstart builds a vocabulary into the run dir first: the check comes before it.
+    run_dir = tmp_path / "a_file"
+    run_dir.write_text("x")
+    code = main(["pretrain", "--config", "configs/quickstart.yaml",
+                 "--set", f"train.run_dir={run_dir}"])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR and "Traceback" not in err
+    assert f"train.run_dir {run_dir} is a file" in err
+
+
 def test_build_vocab_command(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat.\nthe dog sat too.\n\nanother document here.\n" * 50)
@@ -79,3 +105,22 @@ def test_build_vocab_command(tmp_path, capsys):
     tokens = out.read_text().split("\n")
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert os.path.getsize(out) > 0 and "the" in tokens
+
+
+@pytest.mark.parametrize("size", ["0", "3", "-1", "ten"])
+def test_build_vocab_checks_size_up_front(tmp_path, size, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-vocab", "--out", str(tmp_path / "vocab.txt"), "--size", size])
+    assert exit_info.value.code == 2
+    assert "argument --size:" in capsys.readouterr().err
+    assert not (tmp_path / "vocab.txt").exists()
+
+
+def test_build_vocab_into_a_directory_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["build-vocab", "--out", str(out), "--size", "100"])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"cannot write the vocabulary to {out}: it is a directory" in err
+    assert "Traceback" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -165,6 +165,41 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, examples
                 assert np.all(np.isfinite(value)), name
 
 
+def test_non_finite_weights_are_never_checkpointed(tmp_path, examples):
+    # The loss is checked before the last update of a chunk; the checkpoint after it checks
+    # the weights themselves.
+    trainer = make_trainer(make_config(tmp_path, steps=20, checkpoint_every=10), examples)
+    trainer.train(stop_at=10)
+    saved = trainer.checkpoints.latest
+    kernel = trainer.networks.discriminator.head_output.kernel
+    kernel.assign(tf.fill(kernel.shape, float("inf")))
+    with pytest.raises(NonFiniteLossError, match="ckpt-10"):
+        trainer._save_checkpoint(11)
+    assert trainer.checkpoints.latest == saved
+
+
+def test_a_finished_run_is_not_trained_or_saved_again(tmp_path, examples, caplog):
+    make_trainer(make_config(tmp_path, steps=10, log_every=5), examples).train()
+    index = tmp_path / "checkpoints" / "ckpt-10.index"
+    before = index.stat().st_mtime_ns
+    with caplog.at_level("WARNING"):
+        result = make_trainer(make_config(tmp_path, steps=5), examples).train()
+    assert result.step == 10 and result.checkpoint.endswith("ckpt-10")
+    assert index.stat().st_mtime_ns == before
+    assert "already at step 10, not below train.steps=5" in caplog.text
+
+
+def test_held_out_data_without_a_full_batch_fails_at_start(tmp_path, examples):
+    few = {k: v[:3] for k, v in examples.items()}
+    config = make_config(tmp_path)
+
+    def no_full_batch(context):
+        return tf.data.Dataset.from_tensor_slices(few).batch(16, drop_remainder=True)
+
+    with pytest.raises(ConfigError, match="no full batch of train.batch_size=16"):
+        Trainer(config, train_dataset_fn=dataset_fn(examples, 16), eval_dataset_fn=no_full_batch)
+
+
 def test_resuming_with_a_different_model_is_a_clear_error(tmp_path, examples):
     make_trainer(make_config(tmp_path, steps=5, log_every=5), examples).train()
     changed = make_config(tmp_path, steps=5)

@@ -134,7 +134,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     data = dict(data or {})
     for section, value in data.items():
         if value is not None and not isinstance(value, dict):
-            example = "model:\n  preset: small" if section == "model" else f"{section}:\n  field: value"
+            field_line = "preset: small" if section == "model" else "field: value"
+            example = f"{section}:\n  {field_line}"
             raise ConfigError(f"{source}: section {section!r} must be a mapping of fields, got "
                               f"{value!r} (write it as\n{example})")
     model = dict(data.get("model") or {})

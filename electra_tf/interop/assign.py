@@ -17,6 +17,9 @@ from electra_tf.interop.names import tf1_variables
 
 logger = logging.getLogger("electra_tf.interop")
 
+DEFAULT_HINT = ("Check that the model config matches the checkpoint "
+                "(model_config_from_tf1_checkpoint / read_huggingface_model_config read it from "
+                "the files)")
 PARTIAL_HINT = ("pass allow_partial=True (train.allow_partial_init: true) to load the matching "
                 "variables and keep the others at their initial values")
 
@@ -41,11 +44,15 @@ def _shape(shape) -> tuple[int, ...]:
 
 def assign_named(networks, shapes: Mapping[str, tuple[int, ...]], read: Callable[[str], np.ndarray],
                  *, source: str, allow_partial: bool = False,
-                 display: Callable[[str], str] = str) -> LoadSummary:
+                 display: Callable[[str], str] = str, hint: str | None = None,
+                 unused_is_mismatch: bool = False) -> LoadSummary:
     """Assigns `read(name)` to each variable of `networks` (by TF1 name).
 
     `shapes` maps the TF1 names available in the source to their shapes (in Keras layout);
-    `display` renders a TF1 name for messages (e.g. adds the HF name).
+    `display` renders a TF1 name for messages (e.g. adds the HF name); `hint` replaces the
+    default advice on how to get a matching model config. With `unused_is_mismatch` (a source
+    that holds exactly one model's weights, such as a run's checkpoint) names the networks lack
+    are mismatches too: the source's model was larger.
     """
     variables = tf1_variables(networks)
     problems = []
@@ -57,13 +64,21 @@ def assign_named(networks, shapes: Mapping[str, tuple[int, ...]], read: Callable
             problems.append((name, f"shape {_shape(shapes[name])} in the checkpoint, "
                                    f"{want} in the model"))
     summary = LoadSummary(source=source, unused=sorted(set(shapes) - set(variables)))
-    if problems and not allow_partial:
-        lines = "\n".join(f"  {display(name)}: {why}" for name, why in problems)
+    extra = summary.unused if unused_is_mismatch else []
+    if (problems or extra) and not allow_partial:
+        lines = "\n".join([f"  {display(name)}: {why}" for name, why in problems] +
+                          [f"  {display(name)}: shape {_shape(shapes[name])} in the checkpoint, "
+                           "not in the model" for name in extra])
+        counts = []
+        if problems:
+            counts.append(f"{len(problems)} of {len(variables)} variables cannot be loaded")
+        if extra:
+            counts.append(f"{len(extra)} variables of the checkpoint are not in the model")
         raise CheckpointMismatchError(
-            f"{source} does not match the networks: {len(problems)} of {len(variables)} "
-            f"variables cannot be loaded:\n{lines}\nNothing was loaded. Check that the model "
-            "config matches the checkpoint (model_config_from_tf1_checkpoint / "
-            f"read_huggingface_model_config read it from the files), or {PARTIAL_HINT}.")
+            f"{source} does not match the networks: {'; '.join(counts)}:\n{lines}\nNothing "
+            f"was loaded. {hint or DEFAULT_HINT}, or {PARTIAL_HINT}.")
+    for name in extra:
+        logger.warning("Not used from %s (not in the model): %s", source, display(name))
     bad = {name for name, _ in problems}
     for name, why in problems:
         logger.warning("Not loaded from %s, kept at its initial value: %s: %s",

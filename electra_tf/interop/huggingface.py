@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from electra_tf.config import ModelConfig
-from electra_tf.interop.assign import LoadSummary, assign_named
+from electra_tf.config import ConfigError, ModelConfig
+from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary, assign_named
 from electra_tf.interop.names import (
     DISCRIMINATOR,
     GENERATOR,
@@ -31,6 +31,9 @@ logger = logging.getLogger("electra_tf.interop")
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+# Weights of other frameworks: not readable here, but they mark an HF model directory.
+OTHER_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5",
+                 "flax_model.msgpack")
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 
@@ -77,11 +80,11 @@ def _hf_config(network, model_config: ModelConfig, role: str, pad_token_id: int)
 def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
     tokens = Path(vocab_path).read_text(encoding="utf-8").splitlines()
     if len(tokens) != vocab_size:
-        raise ValueError(f"{vocab_path} has {len(tokens)} tokens but the model's vocabulary "
+        raise ConfigError(f"{vocab_path} has {len(tokens)} tokens but the model's vocabulary "
                          f"has {vocab_size}; export the vocab the model was trained with")
     missing = [t for t in SPECIAL_TOKENS.values() if t not in tokens]
     if missing:
-        raise ValueError(f"{vocab_path} lacks the special tokens {missing}; HF's ELECTRA "
+        raise ConfigError(f"{vocab_path} lacks the special tokens {missing}; HF's ELECTRA "
                          "tokenizer needs [PAD], [UNK], [CLS], [SEP] and [MASK]")
     return tokens
 
@@ -139,8 +142,10 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and (
-        (path / WEIGHTS).is_file() or (path / WEIGHTS_INDEX).is_file())
+    """config.json and weights in any format (only safetensors can be read: `_read_weights`
+    says so for the others)."""
+    return (path / "config.json").is_file() and any(
+        (path / name).is_file() for name in (WEIGHTS, WEIGHTS_INDEX, *OTHER_WEIGHTS))
 
 
 def is_huggingface_dir(path: str) -> bool:
@@ -151,9 +156,15 @@ def is_huggingface_dir(path: str) -> bool:
 
 
 def _read_config(directory: Path) -> dict:
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointMismatchError(f"{path} is not a valid JSON config: {e}") from None
     if config.get("model_type", "electra") != "electra":
-        raise ValueError(f"{directory} holds a {config.get('model_type')!r} model, not ELECTRA")
+        raise CheckpointMismatchError(
+            f"{directory} holds a {config.get('model_type')!r} model, not ELECTRA "
+            f"(model_type in {path}); only ELECTRA models can be loaded")
     return config
 
 
@@ -167,8 +178,10 @@ def _read_weights(directory: Path) -> dict[str, np.ndarray]:
         for shard in sorted(set(index["weight_map"].values())):
             out.update(load_file(str(directory / shard)))
         return out
-    raise FileNotFoundError(f"{directory} has no {WEIGHTS}; only safetensors weights can be "
-                            "read (re-save a pytorch_model.bin model with save_pretrained)")
+    found = ", ".join(name for name in OTHER_WEIGHTS if (directory / name).is_file())
+    raise FileNotFoundError(f"{directory} has no {WEIGHTS} (it has {found or 'no weights'}); "
+                            "only safetensors weights can be read (re-save the model with "
+                            "save_pretrained(..., safe_serialization=True))")
 
 
 def _role(directory: Path, config: dict, weights: dict) -> str:
@@ -295,7 +308,7 @@ def read_huggingface_model_config(hf_dir: str, base: ModelConfig | None = None) 
         found = (generator["hidden_size"], generator["num_attention_heads"],
                  generator["intermediate_size"], generator["num_hidden_layers"])
         if derived != found:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{hf_dir}: generator (hidden, heads, FFN, layers) = {found} cannot be built "
                 f"here, where they derive from the discriminator as {derived}")
     return config

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import ModelConfig
-from electra_tf.interop.assign import LoadSummary, assign_named
+from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary, assign_named
 from electra_tf.interop.names import tf1_variables
 
 logger = logging.getLogger("electra_tf.interop")
@@ -27,12 +27,18 @@ COLLAPSE_WARNING = ("the generator is as large as the discriminator (generator_f
 
 def _reader(path: str):
     try:
-        return tf.train.load_checkpoint(path)
+        reader = tf.train.load_checkpoint(path)
     except (ValueError, tf.errors.OpError) as e:
         raise FileNotFoundError(
             f"no TF checkpoint at {path!r} (give the checkpoint prefix, e.g. "
             f".../electra_small/model.ckpt-1000000, or a directory with a 'checkpoint' file): "
             f"{e}") from None
+    if any(name.startswith("model/weights/") for name in reader.get_variable_to_shape_map()):
+        # An object-based checkpoint written by `electra-tf pretrain`, not a TF1 one.
+        raise CheckpointMismatchError(
+            f"{path} is a checkpoint of an electra-tf run, not a TF1 checkpoint: pass the run "
+            "directory (the train.run_dir that holds config.yaml and checkpoints/) instead")
+    return reader
 
 
 def load_tf1_checkpoint(networks, path: str, *, allow_partial: bool = False) -> LoadSummary:
@@ -82,8 +88,8 @@ def model_config_from_tf1_checkpoint(path: str, base: ModelConfig) -> ModelConfi
 
     def shape(name):
         if name not in shapes:
-            raise ValueError(f"TF1 checkpoint {path} has no variable {name}; it does not look "
-                             "like an ELECTRA checkpoint")
+            raise CheckpointMismatchError(f"TF1 checkpoint {path} has no variable {name}; it "
+                                          "does not look like an ELECTRA checkpoint")
         return shapes[name]
 
     vocab, embedding = shape("electra/embeddings/word_embeddings")
@@ -106,7 +112,7 @@ def model_config_from_tf1_checkpoint(path: str, base: ModelConfig) -> ModelConfi
         generator_hidden = shapes[generator_query][0]
         generator_layers = _layer_count(shapes, "generator")
         if generator_layers != changes["num_layers"]:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"TF1 checkpoint {path}: the generator has {generator_layers} layers and the "
                 f"discriminator {changes['num_layers']}; this project's generator always has "
                 "the discriminator's depth")
@@ -124,9 +130,9 @@ def model_config_from_tf1_checkpoint(path: str, base: ModelConfig) -> ModelConfi
         ffn = shapes["generator/encoder/layer_0/intermediate/dense/kernel"][1]
         if ffn != config.generator_intermediate_size or \
                 config.generator_hidden_size != shapes[generator_query][0]:
-            raise ValueError(f"TF1 checkpoint {path}: generator hidden {generator_hidden} / FFN "
-                             f"{ffn} cannot be expressed as hidden_size * generator_fraction "
-                             "with FFN = 4 * hidden")
+            raise CheckpointMismatchError(
+                f"TF1 checkpoint {path}: generator hidden {generator_hidden} / FFN {ffn} cannot "
+                "be expressed as hidden_size * generator_fraction with FFN = 4 * hidden")
     if config.generator_fraction == 1.0 and generator_query in shapes:
         logger.warning("TF1 checkpoint %s: %s", path, COLLAPSE_WARNING)
     return config

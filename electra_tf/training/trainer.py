@@ -31,7 +31,13 @@ from electra_tf.objective import (
     total_loss_from_ratios,
 )
 from electra_tf.training import metrics as metrics_lib
-from electra_tf.training.checkpoints import RunCheckpoints, prepare_run_dir, restore_networks
+from electra_tf.training.checkpoints import (
+    RunCheckpoints,
+    check_run_dir,
+    is_run_checkpoint,
+    prepare_run_dir,
+    restore_networks,
+)
 from electra_tf.training.optimizer import create_optimizer
 from electra_tf.training.step import TrainStep
 from electra_tf.training.strategy import create_strategy, is_chief
@@ -96,7 +102,7 @@ def prepare_tokenizer(config: RunConfig):
         raise ConfigError(
             f"model.vocab_size is {config.model.vocab_size} but the tokenizer "
             f"({tokenizer.vocab_path}) has {tokenizer.vocab_size} tokens; set "
-            f"model.vocab_size: {tokenizer.vocab_size}")
+            f"--set model.vocab_size={tokenizer.vocab_size} (or model.vocab_size in the config)")
     return tokenizer
 
 
@@ -110,13 +116,17 @@ class Trainer:
         train = config.train
         self.strategy = strategy or create_strategy(train)
         self.chief = is_chief(self.strategy)
+        check_run_dir(train.run_dir)
         if train_dataset_fn is None:
-            from electra_tf.data import dataset_fn
+            from electra_tf.data import dataset_fn, has_eval_split
 
             tokenizer = tokenizer or prepare_tokenizer(config)
             train_dataset_fn = dataset_fn(config, tokenizer, "train", train.batch_size)
-            eval_dataset_fn = eval_dataset_fn or dataset_fn(config, tokenizer, "eval",
-                                                            train.batch_size)
+            if eval_dataset_fn is None and has_eval_split(config.data):
+                eval_dataset_fn = dataset_fn(config, tokenizer, "eval", train.batch_size)
+            elif eval_dataset_fn is None:
+                log.info("no held-out data (data.eval_documents is 0 and no data.eval_paths): "
+                         "evaluation is skipped")
         self.tokenizer = tokenizer
         prepare_run_dir(config, self.chief)
         if self.strategy.num_replicas_in_sync > 1 and train.batch_size % (
@@ -138,6 +148,7 @@ class Trainer:
         self._skip_steps = 0
         self._train_iterator = self._make_train_iterator()
         self._eval_dataset_fn = eval_dataset_fn
+        self._check_eval_data()
         resolver = getattr(self.strategy, "cluster_resolver", None)
         data_state = self._train_iterator if _checkpointable(self._train_iterator) else None
         self.checkpoints = RunCheckpoints(
@@ -170,14 +181,15 @@ class Trainer:
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     def _warm_start(self, path: str) -> None:
-        """Loads weights only (fresh optimizer state) from a run dir, HF dir or TF1 ckpt."""
-        if tf.io.gfile.exists(os.path.join(path, "config.yaml")):
-            restored = restore_networks(path, self.networks)
+        """Loads weights only (fresh optimizer state) from a run dir (or its checkpoints/ dir or
+        one of its checkpoints), an HF dir or a TF1 ckpt."""
+        allow_partial = self.config.train.allow_partial_init
+        if is_run_checkpoint(path):
+            restored = restore_networks(path, self.networks, allow_partial=allow_partial)
         else:
             from electra_tf.interop import load_pretrained
 
-            load_pretrained(self.networks, path,
-                            allow_partial=self.config.train.allow_partial_init)
+            load_pretrained(self.networks, path, allow_partial=allow_partial)
             restored = path
         log.info("initialised weights from %s (optimizer state starts fresh)", restored)
 
@@ -187,6 +199,17 @@ class Trainer:
             return iter(())
         data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
         return itertools.islice(iter(data), limit)
+
+    def _check_eval_data(self) -> None:
+        """Reads one held-out batch now, so that bad evaluation data fails at start-up rather
+        than after hours of training."""
+        if self._eval_dataset_fn is None:
+            return
+        if next(self._eval_batches(1), None) is None:
+            raise ConfigError(
+                f"the held-out data gives no full batch of train.batch_size="
+                f"{self.config.train.batch_size} examples: raise data.eval_documents, add "
+                "data.eval_paths, or set data.eval_documents=0 to train without evaluation")
 
     def _on_sigterm(self, signum, frame) -> None:
         log.warning("received SIGTERM: saving a checkpoint after the current steps, then "
@@ -243,6 +266,11 @@ class Trainer:
         train = self.config.train
         total = train.steps if stop_at is None else min(stop_at, train.steps)
         step = int(self.global_step.numpy())
+        if step >= total:
+            log.warning("the run in %s is already at step %d, not below train.steps=%d: nothing "
+                        "to train (raise train.steps to continue it)", train.run_dir, step, total)
+            return TrainResult(step, "completed", checkpoint=self.checkpoints.latest,
+                               weights_digest=weights_digest(self.networks))
         global_tokens = train.batch_size * self.config.data.seq_length
         profiler = Profiler(os.path.join(self.summaries.logdir, "train"), train.profile_steps)
         previous_handler = None
@@ -278,7 +306,7 @@ class Trainer:
                                                    window_time, global_tokens, progress)
                     window, window_steps, window_time = None, 0, 0.0
                 if step % train.checkpoint_every == 0 and step < total:
-                    self.checkpoints.save()
+                    self._save_checkpoint(step)
                 if train.eval_every and step % train.eval_every == 0 and step < total:
                     eval_metrics = self._log_eval(step)
                 if (train.text_summary_every and step % train.text_summary_every == 0
@@ -291,7 +319,7 @@ class Trainer:
                     break
             if status == "completed" and total < train.steps:
                 status = "stopped"
-            path = self.checkpoints.save()
+            path = self._save_checkpoint(step)
             if status == "completed":
                 eval_metrics = self._log_eval(step) or eval_metrics
         finally:
@@ -303,6 +331,18 @@ class Trainer:
         digest = weights_digest(self.networks)
         log.info("%s at step %d; checkpoint %s; weights digest %s", status, step, path, digest)
         return TrainResult(step, status, last_metrics, eval_metrics, path, digest)
+
+    def _save_checkpoint(self, step: int) -> str:
+        """Saves a checkpoint, unless the last update left non-finite weights (the loss checked
+        before it was still finite): then the previous checkpoint stays the last good one."""
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                                for v in self.networks.trainable_variables])
+        if not bool(finite):
+            raise NonFiniteLossError(
+                f"the weights became NaN or Inf in the update of step {step}; stopping without "
+                f"saving. The last good checkpoint is {self.checkpoints.latest}. Lower "
+                "train.learning_rate, raise train.warmup_steps or use float32/bf16.")
+        return self.checkpoints.save()
 
     def _log_train(self, step, loss, window, steps, seconds, global_tokens, progress):
         values = metrics_lib.finalize(window, self.config.objective.kind, steps)

@@ -1,0 +1,48 @@
+"""Pretrained sources that cannot be loaded give user errors naming the file (no torch needed)."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.errors import user_errors
+from electra_tf.interop import (
+    CheckpointMismatchError,
+    is_huggingface_dir,
+    load_pretrained,
+    model_config_from_pretrained,
+)
+from electra_tf.models import build_networks
+
+
+def hf_dir(path, weights_file, **config):
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "electra", **config}))
+    (path / weights_file).write_bytes(b"not read")
+    return str(path)
+
+
+def test_pytorch_only_directory_gets_the_hf_loaders_message(tmp_path, tiny_model_config):
+    path = hf_dir(tmp_path / "hf", "pytorch_model.bin")
+    assert is_huggingface_dir(path)
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors \\(it has "
+                                                "pytorch_model.bin\\); only safetensors"):
+        load_pretrained(build_networks(tiny_model_config), path)
+
+
+def test_non_electra_model_type_is_a_user_error(tmp_path, tiny_model_config):
+    path = hf_dir(tmp_path / "bert", "model.safetensors", model_type="bert")
+    for load in (lambda: load_pretrained(build_networks(tiny_model_config), path),
+                 lambda: model_config_from_pretrained(path, tiny_model_config)):
+        with pytest.raises(CheckpointMismatchError, match="'bert' model, not ELECTRA") as error:
+            load()
+        assert isinstance(error.value, user_errors())
+
+
+def test_non_electra_tf1_checkpoint_is_a_user_error(tmp_path, tiny_model_config):
+    prefix = str(tmp_path / "model.ckpt")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["bert/embeddings/word_embeddings"],
+                      shape_and_slices=[""], tensors=[tf.constant(np.zeros((4, 2), np.float32))])
+    with pytest.raises(CheckpointMismatchError, match="does not look like an ELECTRA"):
+        model_config_from_pretrained(prefix, tiny_model_config)
