@@ -198,5 +198,11 @@ def test_pack_segments():
     single = pack_segments([tf.ragged.constant([[5] * 20, []], dtype=tf.int32)], 8, SPECIAL)
     assert single["input_ids"].numpy().tolist() == [[2, 5, 5, 5, 5, 5, 5, 3],
                                                     [2, 3, 0, 0, 0, 0, 0, 0]]
+    # A pair whose B is empty packs exactly like the single text, also when A is cut.
+    empty_b = pack_segments([tf.ragged.constant([[5] * 20, [7, 8]], dtype=tf.int32),
+                             tf.ragged.constant([[], []], dtype=tf.int32)], 8, SPECIAL)
+    alone = pack_segments([tf.ragged.constant([[5] * 20, [7, 8]], dtype=tf.int32)], 8, SPECIAL)
+    for key in ("input_ids", "input_mask", "segment_ids"):
+        assert empty_b[key].numpy().tolist() == alone[key].numpy().tolist(), key
     graph = tf.function(lambda x: pack_segments([x], 8, SPECIAL))
     assert graph(tf.ragged.constant([[5, 6]]))["input_ids"].shape == (1, 8)

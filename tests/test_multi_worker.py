@@ -48,3 +48,22 @@ def test_two_workers_complete_and_agree_on_the_weights(tmp_path):
     # Only the chief's checkpoints are kept.
     kept = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
     assert "ckpt-6.index" in kept and not any(name.startswith(".worker") for name in kept)
+
+
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["a:1", "b:1"]}, ("worker", 0), True),
+    ({"worker": ["a:1", "b:1"]}, ("worker", 1), False),
+    ({"chief": ["c:1"], "worker": ["a:1", "b:1"]}, ("chief", 0), True),
+    # With a chief task in the cluster, worker 0 is an ordinary worker (TensorFlow's rule).
+    ({"chief": ["c:1"], "worker": ["a:1", "b:1"]}, ("worker", 0), False),
+])
+def test_one_chief_per_cluster(cluster, task, chief):
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from electra_tf.training.strategy import is_chief
+
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type=task[0], task_id=task[1])
+    assert is_chief(SimpleNamespace(cluster_resolver=resolver)) is chief

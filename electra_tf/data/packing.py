@@ -178,7 +178,8 @@ def pack_segments(segments: list[tf.RaggedTensor], seq_length: int,
     """``[CLS] A [SEP] (B [SEP])`` for a batch of one or two tokenized texts (serving).
 
     Pairs are truncated longest-first (one token at a time from the longer, B on ties, as BERT
-    does) to fit seq_length - 3 tokens; a single text is truncated to seq_length - 2. Returns
+    does) to fit seq_length - 3 tokens; a single text, or a pair whose B is empty, is truncated
+    to seq_length - 2. Returns
     int32 [batch, seq_length] `input_ids`, `input_mask`, `segment_ids`.
     """
     if len(segments) not in (1, 2):
@@ -200,6 +201,7 @@ def pack_segments(segments: list[tf.RaggedTensor], seq_length: int,
                                        (budget + 1) // 2))
     b_len = tf.where(fits, b, tf.where(keep_shorter, tf.where(a <= b, budget - a, b),
                                        budget // 2))
+    a_len = tf.where(b == 0, tf.minimum(a, seq_length - 2), a_len)  # an empty B: a single text
     tokens = tf.concat([tf.cast(first.flat_values, tf.int32),
                         tf.cast(second.flat_values, tf.int32)], axis=0)
     b_start = tf.cast(second.row_starts(), tf.int32) + tf.size(first.flat_values, tf.int32)

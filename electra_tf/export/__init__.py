@@ -1,7 +1,7 @@
 """Export a trained run: a self-contained SavedModel, or HuggingFace `transformers` directories.
 
     export_run("runs/quickstart", "export/quickstart")                       # SavedModel
-    export_run("runs/quickstart", "export/hf", fmt="huggingface", step=1000)
+    export_run("runs/quickstart", "export/hf", fmt="huggingface", step=400)
 
 The SavedModel's signatures are described in `electra_tf.export.saved_model`; `demo.run_demo`
 shows the exported discriminator spotting a replaced word.
@@ -150,8 +150,8 @@ def export_run(run_dir: str, out: str, fmt: str = "saved_model", step: int | Non
     if tf.io.gfile.exists(out) and not tf.io.gfile.isdir(out):
         raise ConfigError(f"{out} is a file; give a directory to export to with --out")
     config, networks, checkpoint = load_run(run_dir, step)
-    _clear_previous_export(out, fmt)
     tokenizer = load_run_tokenizer(config, run_dir)
+    _clear_previous_export(out, fmt)  # only once everything the export needs has loaded
     data = config.data
     if fmt == "huggingface":
         from electra_tf.interop import export_huggingface

@@ -50,6 +50,7 @@ def empty_sums(objective_kind: str) -> dict[str, tf.Tensor]:
         sums["auc/positive"] = tf.zeros([AUC_BINS])
         sums["auc/negative"] = tf.zeros([AUC_BINS])
     sums["grad_norm"] = tf.constant(0.0)
+    sums["grad_norm_steps"] = tf.constant(0.0)
     return sums
 
 
@@ -63,8 +64,9 @@ def histogram_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((positive * (negatives_below + 0.5 * negative)).sum() / (total_pos * total_neg))
 
 
-def finalize(sums: dict, objective_kind: str, steps: int = 1) -> dict[str, float]:
-    """Host side: turns summed tensors into the reported metric values."""
+def finalize(sums: dict, objective_kind: str) -> dict[str, float]:
+    """Host side: turns summed tensors into the reported metric values. The gradient norm is
+    the mean over the steps whose norm was finite."""
     values = {k: np.asarray(v) for k, v in sums.items()}
     out = {}
     for name in ratio_names(objective_kind):
@@ -73,5 +75,6 @@ def finalize(sums: dict, objective_kind: str, steps: int = 1) -> dict[str, float
     if "auc/positive" in values:
         out["disc_auc"] = histogram_auc(values["auc/positive"], values["auc/negative"])
     if "grad_norm" in values:
-        out["grad_norm"] = float(values["grad_norm"]) / max(steps, 1)
+        steps = float(values["grad_norm_steps"])
+        out["grad_norm"] = float(values["grad_norm"]) / steps if steps > 0 else float("nan")
     return out

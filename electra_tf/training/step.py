@@ -1,7 +1,8 @@
 """The distributed train and eval steps.
 
-One call of `TrainStep.train` runs `steps_per_execution` optimizer steps inside a single
-`tf.function` (a `tf.range` loop), so TPUs are not starved by host round trips. Each optimizer
+One call of `TrainStep.train` runs several optimizer steps (up to `steps_per_execution`; the
+trainer stops a call early at log, checkpoint and eval steps) inside a single `tf.function`
+(a `tf.range` loop), so TPUs are not starved by host round trips. Each optimizer
 step runs `replica_step` on every replica through `strategy.run`:
 
     normalisers <- all-reduce(token counts of the global batch)
@@ -105,7 +106,11 @@ class TrainStep:
 
         grads = ctx.all_reduce(SUM, grads)
         grad_norm = self._update(grads)
-        sums["grad_norm"] = grad_norm / replicas  # summed across replicas below
+        # Summed across replicas below. A step the loss scaler skips (mixed_float16 overflow:
+        # the norm is inf) is left out of the reported mean.
+        finite = tf.math.is_finite(grad_norm)
+        sums["grad_norm"] = tf.where(finite, grad_norm, 0.0) / replicas
+        sums["grad_norm_steps"] = tf.cast(finite, tf.float32) / replicas
         return loss, sums
 
     def _clip_and_apply(self, grads):

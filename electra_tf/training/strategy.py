@@ -62,5 +62,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return (resolver.task_type == "chief"
-            or (resolver.task_type == "worker" and resolver.task_id == 0))
+    if resolver.task_type == "chief":
+        return True
+    # Worker 0 leads only in a cluster without a chief task (TensorFlow's own rule).
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
