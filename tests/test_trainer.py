@@ -189,15 +189,28 @@ def test_a_finished_run_is_not_trained_or_saved_again(tmp_path, examples, caplog
     assert "already at step 10, not below train.steps=5" in caplog.text
 
 
-def test_held_out_data_without_a_full_batch_fails_at_start(tmp_path, examples):
+def test_too_little_held_out_data_is_said_at_start(tmp_path, examples, caplog):
     few = {k: v[:3] for k, v in examples.items()}
     config = make_config(tmp_path)
 
     def no_full_batch(context):
         return tf.data.Dataset.from_tensor_slices(few).batch(16, drop_remainder=True)
 
-    with pytest.raises(ConfigError, match="no full batch of train.batch_size=16"):
-        Trainer(config, train_dataset_fn=dataset_fn(examples, 16), eval_dataset_fn=no_full_batch)
+    with caplog.at_level("WARNING"):
+        trainer = Trainer(config, train_dataset_fn=dataset_fn(examples, 16),
+                          eval_dataset_fn=no_full_batch)
+    assert "no full batch of train.batch_size=16" in caplog.text
+    assert trainer.evaluate() == {}
+
+
+def test_grad_norm_mean_leaves_out_steps_the_loss_scaler_skipped():
+    from electra_tf.training import metrics
+
+    sums = {k: v.numpy() for k, v in metrics.empty_sums("mlm").items()}
+    sums.update(grad_norm=6.0, grad_norm_steps=2.0)  # 3 steps, one skipped (inf, left out)
+    assert metrics.finalize(sums, "mlm")["grad_norm"] == 3.0
+    sums.update(grad_norm=0.0, grad_norm_steps=0.0)
+    assert np.isnan(metrics.finalize(sums, "mlm")["grad_norm"])
 
 
 def test_resuming_with_a_different_model_is_a_clear_error(tmp_path, examples):

@@ -39,6 +39,7 @@ from electra_tf.training.checkpoints import (
     restore_networks,
 )
 from electra_tf.training.optimizer import create_optimizer
+from electra_tf.training.run_tokenizer import prepare_tokenizer
 from electra_tf.training.step import TrainStep
 from electra_tf.training.strategy import create_strategy, is_chief
 from electra_tf.training.summaries import Profiler, Summaries, render_replacements
@@ -76,34 +77,6 @@ def weights_digest(networks: ElectraNetworks) -> str:
     for variable in networks.trainable_variables:
         digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
     return digest.hexdigest()[:16]
-
-
-def prepare_tokenizer(config: RunConfig):
-    """Loads the run's tokenizer, building a WordPiece vocab into the run dir if none is set.
-
-    A vocab the run built itself sets `model.vocab_size`; a given vocab must match it.
-    """
-    from electra_tf.data import build_vocab, load_tokenizer
-
-    data = config.data
-    if data.tokenizer == "wordpiece" and not data.vocab_file:
-        path = os.path.join(config.train.run_dir, "vocab.txt")
-        if not tf.io.gfile.exists(path):
-            log.info("no data.vocab_file: building a %d-token WordPiece vocab into %s",
-                     data.vocab_size, path)
-            tf.io.gfile.makedirs(config.train.run_dir)
-            build_vocab(data, path, data.vocab_size)
-        data.vocab_file = path
-        tokenizer = load_tokenizer(data, path)
-        config.model.vocab_size = tokenizer.vocab_size
-    else:
-        tokenizer = load_tokenizer(data)
-    if tokenizer.vocab_size != config.model.vocab_size:
-        raise ConfigError(
-            f"model.vocab_size is {config.model.vocab_size} but the tokenizer "
-            f"({tokenizer.vocab_path}) has {tokenizer.vocab_size} tokens; set "
-            f"--set model.vocab_size={tokenizer.vocab_size} (or model.vocab_size in the config)")
-    return tokenizer
 
 
 class Trainer:
@@ -201,15 +174,15 @@ class Trainer:
         return itertools.islice(iter(data), limit)
 
     def _check_eval_data(self) -> None:
-        """Reads one held-out batch now, so that bad evaluation data fails at start-up rather
-        than after hours of training."""
+        """Reads one held-out batch now, so that unreadable evaluation data fails at start-up
+        rather than after hours of training, and too little of it is said up front."""
         if self._eval_dataset_fn is None:
             return
         if next(self._eval_batches(1), None) is None:
-            raise ConfigError(
-                f"the held-out data gives no full batch of train.batch_size="
-                f"{self.config.train.batch_size} examples: raise data.eval_documents, add "
-                "data.eval_paths, or set data.eval_documents=0 to train without evaluation")
+            log.warning("the held-out data gives no full batch of train.batch_size=%d "
+                        "examples, so evaluation is skipped: raise data.eval_documents or add "
+                        "data.eval_paths", self.config.train.batch_size)
+            self._eval_dataset_fn = None
 
     def _on_sigterm(self, signum, frame) -> None:
         log.warning("received SIGTERM: saving a checkpoint after the current steps, then "
@@ -345,7 +318,7 @@ class Trainer:
         return self.checkpoints.save()
 
     def _log_train(self, step, loss, window, steps, seconds, global_tokens, progress):
-        values = metrics_lib.finalize(window, self.config.objective.kind, steps)
+        values = metrics_lib.finalize(window, self.config.objective.kind)
         values["loss"] = loss
         values["learning_rate"] = float(self.optimizer.learning_rate)
         scale = getattr(self.optimizer, "dynamic_scale", None)
