@@ -5,7 +5,7 @@ Public interface::
     load_tokenizer(data, vocab_path=None) -> Tokenizer      (tokenization.py)
     build_vocab(data, out_path, vocab_size) -> str           (vocab.py)
     make_dataset(config, tokenizer, *, split, batch_size, input_context=None, repeat=True)
-    dataset_fn(config, tokenizer, split="train", global_batch_size=None)   (pipeline.py)
+    dataset_fn(config, tokenizer, split="train", global_batch_size=None, repeat=None)
     pack_segments(segments, seq_length, special)             (packing.py, for serving)
     open_documents(data, split, input_context) / load_default_corpus()   (sources.py, wordnet.py)
     has_eval_split(data) -> bool: whether split="eval" has held-out data   (sources.py)

@@ -12,7 +12,7 @@ writes a vocabulary of exactly `vocab_size` lines:
 
 To stay well under a minute, the learner sees the most frequent `max_input_words` words of at
 most `max_words` running words (the default corpus has 1.75M; a bigger corpus is sampled from its
-start, which is in shuffled-file order for text corpora) and the search stops after
+start: files in sorted order, up to 8 read side by side) and the search stops after
 `max_searches` learner runs (or once a vocabulary at most 15% too big is found); the smallest
 vocabulary at or above the size is then trimmed of its least frequent pieces (single
 characters are always kept).

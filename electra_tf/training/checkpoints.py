@@ -1,7 +1,7 @@
 """Checkpoints of a run directory, and the run directory's layout.
 
     RUN_DIR/config.yaml              the resolved config (written before the first step)
-    RUN_DIR/vocab.txt                the vocabulary, when the run built or copied it
+    RUN_DIR/vocab.txt                the vocabulary, when the run built it
     RUN_DIR/checkpoints/ckpt-N.*     tf.train.Checkpoint(model=…, optimizer=…, step=…, data=…)
     RUN_DIR/tensorboard/{train,eval} TensorBoard event files
 
