@@ -64,6 +64,9 @@ def test_loss_falls_and_every_tag_is_written(tmp_path, examples):
     assert set(TRAIN_TAGS) <= set(train), set(TRAIN_TAGS) - set(train)
     losses = train["loss"]
     assert losses[60] < 0.8 * losses[10]
+    # The logged loss is the window's, made of the two logged losses (loss = mlm + 50 disc).
+    assert losses[60] == pytest.approx(train["masked_lm_loss"][60] + 50 * train["disc_loss"][60],
+                                       rel=1e-5)
     evals = read_scalars(tmp_path / "tensorboard" / "eval")
     assert {"loss", "masked_lm_accuracy", "disc_auc", "disc_recall"} <= set(evals)
     assert set(evals["loss"]) == {30, 60}

@@ -275,7 +275,7 @@ class Trainer:
                 window_steps, window_time = window_steps + n, window_time + elapsed
                 progress.update(step, loss)
                 if step % train.log_every == 0 or step == total:
-                    last_metrics = self._log_train(step, loss, window, window_steps,
+                    last_metrics = self._log_train(step, window, window_steps,
                                                    window_time, global_tokens, progress)
                     window, window_steps, window_time = None, 0, 0.0
                 if step % train.checkpoint_every == 0 and step < total:
@@ -317,9 +317,10 @@ class Trainer:
                 "train.learning_rate, raise train.warmup_steps or use float32/bf16.")
         return self.checkpoints.save()
 
-    def _log_train(self, step, loss, window, steps, seconds, global_tokens, progress):
+    def _log_train(self, step, window, steps, seconds, global_tokens, progress):
         values = metrics_lib.finalize(window, self.config.objective.kind)
-        values["loss"] = loss
+        # Over the window, like every other train metric (and like the eval loss).
+        values["loss"] = float(total_loss_from_ratios(values, self.config.objective))
         values["learning_rate"] = float(self.optimizer.learning_rate)
         scale = getattr(self.optimizer, "dynamic_scale", None)
         values["loss_scale"] = float(scale.numpy()) if scale is not None else 1.0
