@@ -175,3 +175,18 @@ def test_checkpoint_not_matching_the_config_is_a_one_line_error(trained_run, tmp
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
     assert "does not match" in err and "config.yaml" in err
+
+
+def test_demo_prefers_a_pair_whose_changed_word_is_one_token():
+    from electra_tf.export.demo import pick_pair
+
+    def sentence(text):
+        return ["[CLS]", *text.split(), "[SEP]"]
+
+    split = [sentence("the chef cooked the meal"), sentence("the chef at ##e the meal")]
+    whole = [sentence("a large body of water"), sentence("a large body of paper")]
+    unknown = [sentence("a large body of water"), sentence("a large body of [UNK]")]
+    assert pick_pair(split + whole) == 1
+    assert pick_pair(unknown + split) == 1      # known pieces beat [UNK]
+    assert pick_pair(unknown + unknown) == 0    # nothing better: the first
+    assert pick_pair(whole + split) == 0

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 # Sentence pairs differing in one word, in words a small uncased vocabulary usually has. The
-# first pair whose changed word the model's vocabulary knows (no [UNK]) is used.
+# first pair whose changed word is a single token of the model's vocabulary is used (a small
+# vocabulary may split "ate" into "at ##e").
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("the chef cooked the meal", "the chef ate the meal"),
     ("a person who works in a hospital", "a person who sleeps in a hospital"),
@@ -43,7 +44,7 @@ def _changed_word(original: str, corrupted: str) -> tuple[int, str, str]:
     return diff[0], a[diff[0]], b[diff[0]]
 
 
-def _changed_span(original: list[int], corrupted: list[int]) -> tuple[int, int]:
+def _changed_span(original: list, corrupted: list) -> tuple[int, int]:
     """[start, end) of the tokens of `corrupted` that differ from `original` (prefix/suffix)."""
     start = 0
     while start < min(len(original), len(corrupted)) and original[start] == corrupted[start]:
@@ -52,6 +53,22 @@ def _changed_span(original: list[int], corrupted: list[int]) -> tuple[int, int]:
     while end_o > start and end_c > start and original[end_o - 1] == corrupted[end_c - 1]:
         end_o, end_c = end_o - 1, end_c - 1
     return start, end_c
+
+
+def pick_pair(tokens: list[list[str]]) -> int:
+    """Which pair to show, given the tokens of original, corrupted, original, ... sentences:
+    the first whose changed word is one whole token in both sentences, else the first whose
+    changed pieces are known (no [UNK]), else the first."""
+    known = None
+    for k in range(len(tokens) // 2):
+        original, corrupted = tokens[2 * k], tokens[2 * k + 1]
+        start, end = _changed_span(original, corrupted)
+        if end <= start or any(t in _UNKNOWN for t in corrupted[start:end]):
+            continue
+        if end - start == 1 and len(original) == len(corrupted):
+            return k
+        known = k if known is None else known
+    return known or 0
 
 
 def _table(tokens: list[str], probs: np.ndarray, span: tuple[int, int] | None) -> list[str]:
@@ -89,18 +106,9 @@ def run_demo(saved_model_dir: str, pairs: tuple[tuple[str, str], ...] | None = N
         return [t.decode("utf-8", "replace")
                 for t in model.id_to_token(tf.constant(ids[row][mask[row]])).numpy()]
 
-    chosen = None
-    for k, pair in enumerate(pairs):
-        o, c = 2 * k, 2 * k + 1
-        span = _changed_span(list(ids[o][mask[o]]), list(ids[c][mask[c]]))
-        known = all(t not in _UNKNOWN for t in tokens_of(c)[span[0]:span[1]])
-        if span[1] > span[0] and known:
-            chosen = (pair, o, c, span)
-            break
-    if chosen is None:  # every pair hit unknown words: show the first one anyway
-        span = _changed_span(list(ids[0][mask[0]]), list(ids[1][mask[1]]))
-        chosen = (pairs[0], 0, 1, span)
-    (original, corrupted), o, c, span = chosen
+    k = pick_pair([tokens_of(row) for row in range(len(texts))])
+    (original, corrupted), o, c = pairs[k], 2 * k, 2 * k + 1
+    span = _changed_span(list(ids[o][mask[o]]), list(ids[c][mask[c]]))
     _, old_word, new_word = _changed_word(original, corrupted)
 
     c_tokens, c_probs = tokens_of(c), probs[c][mask[c]]
