@@ -50,7 +50,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is int:
-        if isinstance(value, str | float) and not isinstance(value, bool):
+        if isinstance(value, str | float):
             try:  # YAML reads 1e6 as a string, 1.0e6 as a float: accept whole numbers
                 number = float(value)
             except ValueError:
@@ -115,12 +115,11 @@ def parse_override(text: str) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
     section, name = parts
-    sections = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    sections = typing.get_type_hints(RunConfig)
     if section not in sections:
         raise ConfigError(f"--set {text}: unknown section {section!r}; the sections are "
                           f"{sorted(sections)}")
-    cls = typing.get_type_hints(RunConfig)[section]
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(sections[section])
     if name not in hints and not (section == "model" and name == "preset"):
         raise ConfigError(f"--set {text}: {section} has no field {name!r}; known fields are "
                           f"{sorted(hints)}")
