@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
 
 
+_NAN_ADVICE = "Lower train.learning_rate, raise train.warmup_steps or use float32/bf16."
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the run stopped without saving over the last checkpoint."""
 
@@ -239,10 +242,13 @@ class Trainer:
         train = self.config.train
         total = train.steps if stop_at is None else min(stop_at, train.steps)
         step = int(self.global_step.numpy())
-        if step >= total:
-            log.warning("the run in %s is already at step %d, not below train.steps=%d: nothing "
-                        "to train (raise train.steps to continue it)", train.run_dir, step, total)
-            return TrainResult(step, "completed", checkpoint=self.checkpoints.latest,
+        if step >= total:  # nothing to train, and nothing to save again
+            if step >= train.steps:
+                log.warning("the run in %s is already at step %d, not below train.steps=%d: "
+                            "nothing to train (raise train.steps to continue it)",
+                            train.run_dir, step, train.steps)
+            return TrainResult(step, "completed" if step >= train.steps else "stopped",
+                               checkpoint=self.checkpoints.latest,
                                weights_digest=weights_digest(self.networks))
         global_tokens = train.batch_size * self.config.data.seq_length
         profiler = Profiler(os.path.join(self.summaries.logdir, "train"), train.profile_steps)
@@ -267,8 +273,7 @@ class Trainer:
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(
                         f"the loss became {loss} at step {step + n}; stopping without saving. "
-                        f"The last good checkpoint is {self.checkpoints.latest}. Lower "
-                        "train.learning_rate, raise train.warmup_steps or use float32/bf16.")
+                        f"The last good checkpoint is {self.checkpoints.latest}. {_NAN_ADVICE}")
                 step += n
                 sums = {k: v.numpy() for k, v in sums.items()}
                 window = sums if window is None else {k: window[k] + sums[k] for k in sums}
@@ -313,8 +318,7 @@ class Trainer:
         if not bool(finite):
             raise NonFiniteLossError(
                 f"the weights became NaN or Inf in the update of step {step}; stopping without "
-                f"saving. The last good checkpoint is {self.checkpoints.latest}. Lower "
-                "train.learning_rate, raise train.warmup_steps or use float32/bf16.")
+                f"saving. The last good checkpoint is {self.checkpoints.latest}. {_NAN_ADVICE}")
         return self.checkpoints.save()
 
     def _log_train(self, step, window, steps, seconds, global_tokens, progress):
