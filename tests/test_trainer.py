@@ -192,6 +192,16 @@ def test_a_finished_run_is_not_trained_or_saved_again(tmp_path, examples, caplog
     assert "already at step 10, not below train.steps=5" in caplog.text
 
 
+def test_raising_steps_continues_a_finished_run(tmp_path, examples):
+    make_trainer(make_config(tmp_path, steps=10), examples).train()
+    trainer = make_trainer(make_config(tmp_path, steps=20), examples)
+    assert int(trainer.global_step.numpy()) == 10  # resumed, not restarted
+    result = trainer.train()
+    assert result.status == "completed" and result.step == 20
+    assert result.checkpoint.endswith("ckpt-20")
+    assert float(trainer.optimizer.learning_rate) == 0.0  # the new schedule ran to its end
+
+
 def test_too_little_held_out_data_is_said_at_start(tmp_path, examples, caplog):
     few = {k: v[:3] for k, v in examples.items()}
     config = make_config(tmp_path)
