@@ -216,3 +216,24 @@ def test_tfds_pipeline(tokenizer):
     with tfds.testing.mock_data(as_dataset_fn=as_dataset_fn):
         batch = batches(make_dataset(cfg, tokenizer, batch_size=4), 1)[0]
     assert batch["input_ids"].shape == (4, SEQ) and (batch["input_mask"].sum(1) > 5).all()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_objective_mask_token_fraction_reaches_the_pipeline(tmp_path, tokenizer, fraction):
+    cfg = config(write_corpus(tmp_path))
+    cfg.objective.mask_token_fraction = fraction
+    cfg.validate()
+    masked = total = 0
+    for batch in batches(make_dataset(cfg, tokenizer, batch_size=16), 4):
+        used = batch["masked_lm_weights"] > 0
+        rows = np.nonzero(used)[0]
+        at_positions = batch["input_ids"][rows, batch["masked_lm_positions"][used]]
+        masked += int((at_positions == tokenizer.special.mask_id).sum())
+        total += int(used.sum())
+        # [MASK] appears nowhere else; with fraction 0 the input is the unmasked example.
+        assert int((batch["input_ids"] == tokenizer.special.mask_id).sum()) == \
+            int((at_positions == tokenizer.special.mask_id).sum())
+        if fraction == 0.0:
+            np.testing.assert_array_equal(batch["input_ids"], originals(batch))
+    assert total > 100
+    assert masked == round(fraction * total)

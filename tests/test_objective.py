@@ -199,3 +199,51 @@ def test_tiny_model_overfits_a_fixed_batch(tiny_model_config, batch):
 
     losses = [float(step(tf.constant(i))) for i in range(200)]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+
+
+def _ratio(out, name):
+    num, den = out.ratios[name]
+    return float(num) / float(den)
+
+
+def test_total_loss_is_mlm_weight_times_mlm_plus_disc_weight_times_disc(networks, batch):
+    assert ObjectiveConfig().disc_weight == 50.0 and ObjectiveConfig().mlm_weight == 1.0
+    losses = {}
+    for mlm_weight, disc_weight in [(1.0, 50.0), (1.0, 7.0), (2.5, 50.0)]:
+        config = ObjectiveConfig(mlm_weight=mlm_weight, disc_weight=disc_weight)
+        out = electra_objective(networks, batch, config=config, seed=tf.constant(4),
+                                training=False)
+        mlm, disc = _ratio(out, "masked_lm_loss"), _ratio(out, "disc_loss")
+        assert mlm > 1.0 and 0.3 < disc < 1.0          # both terms matter at these weights
+        assert float(out.loss) == pytest.approx(mlm_weight * mlm + disc_weight * disc, rel=1e-6)
+        losses[mlm_weight, disc_weight] = (float(out.loss), mlm, disc)
+    # The default config minimises mlm + 50 * disc (reference objective, step 9).
+    default = electra_objective(networks, batch, config=ObjectiveConfig(), seed=tf.constant(4),
+                                training=False)
+    _, mlm, disc = losses[1.0, 50.0]
+    assert float(default.loss) == pytest.approx(mlm + 50.0 * disc, rel=1e-6)
+    # Changing disc_weight moves the loss by exactly the change times the disc loss.
+    assert losses[1.0, 50.0][0] - losses[1.0, 7.0][0] == pytest.approx(43.0 * disc, rel=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 3.0])
+def test_gumbel_sampling_matches_the_tempered_softmax(temperature):
+    logits = tf.constant([[[0.0, 1.0, 2.0, -1.0]]] * 4000)
+    samples = gumbel_sample(logits, tf.constant(9), tf.range(4000), temperature=temperature)
+    freq = np.bincount(samples.numpy().ravel(), minlength=4) / 4000
+    expected = tf.nn.softmax(logits[0, 0] / temperature).numpy()
+    untempered = tf.nn.softmax(logits[0, 0]).numpy()
+    assert np.abs(expected - untempered).max() > 0.15     # the test can tell them apart
+    np.testing.assert_allclose(freq, expected, atol=0.03)
+
+
+def test_objective_samples_at_the_configured_temperature(networks, batch):
+    logits = networks.generator(batch["input_ids"], batch["input_mask"], batch["segment_ids"],
+                                batch["masked_lm_positions"], training=False)
+    example_ids = tf.range(tf.shape(batch["input_ids"])[0])
+    cold = electra_objective(networks, batch, config=ObjectiveConfig(temperature=0.01),
+                             seed=tf.constant(6), training=False).extras["sampled_ids"]
+    np.testing.assert_array_equal(
+        cold.numpy(), gumbel_sample(logits, tf.constant(6), example_ids, 0.01).numpy())
+    warm = gumbel_sample(logits, tf.constant(6), example_ids, 1.0).numpy()
+    assert (cold.numpy() != warm).mean() > 0.5
