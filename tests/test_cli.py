@@ -1,12 +1,29 @@
 """The `electra-tf` command line: help, errors, and a real pretraining run on the default corpus."""
 
+import glob
 import os
+import re
+import signal
+import threading
+import time
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from test_trainer import read_scalars
 
-from electra_tf.cli import EXIT_ERROR, build_parser, main
+from electra_tf.cli import EXIT_ERROR, EXIT_NAN, EXIT_PREEMPTED, build_parser, main
 from electra_tf.training.summaries import TRAIN_TAGS
+
+
+def assert_one_line_error(err, command, *fragments):
+    """The CLI's promise for bad input: one line, "electra-tf <command>: error: ...", no trace."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"electra-tf {command}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +71,8 @@ def test_bad_config_is_one_clear_line(tmp_path, capsys):
     code = main(["pretrain", "--config", "configs/quickstart.yaml",
                  "--set", "model.hidden_size=127"])
     assert code == EXIT_ERROR
-    err = capsys.readouterr().err
-    assert "error:" in err and "not divisible by model.num_heads" in err
-    assert "Traceback" not in err
+    assert_one_line_error(capsys.readouterr().err, "pretrain",
+                          "not divisible by model.num_heads")
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
@@ -64,8 +80,7 @@ def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
                  "--set", f"train.run_dir={tmp_path}", "--set", "data.source=text",
                  "--set", f"data.paths=[{tmp_path}/nothing-*.txt]"])
     assert code == EXIT_ERROR
-    err = capsys.readouterr().err
-    assert "nothing-*.txt" in err and "Traceback" not in err
+    assert_one_line_error(capsys.readouterr().err, "pretrain", "nothing-*.txt")
 
 
 def test_training_without_held_out_data(tmp_path, capsys, caplog):
@@ -89,9 +104,10 @@ def test_run_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
     run_dir.write_text("x")
     code = main(["pretrain", "--config", "configs/quickstart.yaml",
                  "--set", f"train.run_dir={run_dir}"])
-    err = capsys.readouterr().err
-    assert code == EXIT_ERROR and "Traceback" not in err
-    assert f"train.run_dir {run_dir} is a file" in err
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "pretrain",
+                          f"train.run_dir {run_dir} is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_build_vocab_command(tmp_path, capsys):
@@ -112,7 +128,8 @@ def test_build_vocab_checks_size_up_front(tmp_path, size, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["build-vocab", "--out", str(tmp_path / "vocab.txt"), "--size", size])
     assert exit_info.value.code == 2
-    assert "argument --size:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "electra-tf build-vocab: error: argument --size:" in err and "Traceback" not in err
     assert not (tmp_path / "vocab.txt").exists()
 
 
@@ -121,6 +138,135 @@ def test_build_vocab_into_a_directory_is_a_clear_error(tmp_path, capsys):
     out.mkdir()
     code = main(["build-vocab", "--out", str(out), "--size", "100"])
     assert code == EXIT_ERROR
-    err = capsys.readouterr().err
-    assert f"cannot write the vocabulary to {out}: it is a directory" in err
-    assert "Traceback" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert_one_line_error(capsys.readouterr().err, "build-vocab",
+                          f"cannot write the vocabulary to {out}: it is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit codes of `electra-tf pretrain`: 143 after SIGTERM (checkpoint saved, rerun resumes) and
+# 3 when the loss becomes NaN/Inf (the last good checkpoint is left alone).
+
+def _tiny_pretrain_args(corpus, run_dir, *settings):
+    """A fast CLI pretraining run on a small text corpus (one step per execution)."""
+    args = ["pretrain", "--config", "configs/quickstart.yaml",
+            "--set", f"train.run_dir={run_dir}", "--set", "data.source=text",
+            "--set", f"data.paths=[{corpus}]", "--set", "data.eval_documents=0",
+            "--set", "data.vocab_size=100", "--set", "data.seq_length=16",
+            "--set", "train.batch_size=4", "--set", "train.steps_per_execution=1",
+            "--set", "train.text_summary_every=0"]
+    for setting in settings:
+        args += ["--set", setting]
+    return args
+
+
+def _write_corpus(directory):
+    corpus = directory / "corpus.txt"
+    corpus.write_text("the cat sat on the mat.\nthe dog sat too.\n\nanother document.\n" * 40)
+    return corpus
+
+
+def _checkpoint_steps(run_dir):
+    return sorted(int(re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(p)).group(1))
+                  for p in glob.glob(os.path.join(run_dir, "checkpoints", "ckpt-*.index")))
+
+
+PREEMPT_STEPS = 40        # enough that the signal lands mid-run (~0.05 s a step after tracing)
+PREEMPT_AFTER = 5         # the first periodic checkpoint: training is under way
+
+
+@pytest.fixture(scope="module")
+def preempted_run(tmp_path_factory):
+    """`electra-tf pretrain` in this (main) thread, SIGTERMed by a timer thread once the first
+    periodic checkpoint is on disk; what the run left behind is recorded right after it."""
+    tmp = tmp_path_factory.mktemp("preempt")
+    run_dir = tmp / "run"
+    argv = _tiny_pretrain_args(_write_corpus(tmp), run_dir, f"train.steps={PREEMPT_STEPS}",
+                               "train.warmup_steps=1", f"train.checkpoint_every={PREEMPT_AFTER}",
+                               "train.log_every=5", "train.keep_checkpoints=100")
+    first = run_dir / "checkpoints" / f"ckpt-{PREEMPT_AFTER}.index"
+    done = threading.Event()
+    signalled, late_signals = threading.Event(), []
+
+    def preempt():  # what a TPU VM or spot GPU does: SIGTERM mid-run
+        deadline = time.monotonic() + 120
+        while not first.exists() and not done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not done.is_set():
+            signalled.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # Catches a SIGTERM that misses the run (outside train()), which would otherwise kill pytest.
+    guard = signal.signal(signal.SIGTERM, lambda signum, frame: late_signals.append(signum))
+    killer = threading.Thread(target=preempt, daemon=True)
+    try:
+        killer.start()
+        code = main(argv)
+    finally:
+        done.set()
+        killer.join(timeout=10)
+        signal.signal(signal.SIGTERM, guard)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    reader = tf.train.load_checkpoint(latest) if latest else None
+    return dict(code=code, argv=argv, run_dir=run_dir, signalled=signalled.is_set(),
+                late_signals=late_signals, latest=latest, steps_on_disk=_checkpoint_steps(run_dir),
+                step=int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) if reader else None,
+                # How many saves the run made, this one included (tf.train.Checkpoint counts).
+                saves=int(reader.get_tensor("save_counter/.ATTRIBUTES/VARIABLE_VALUE"))
+                if reader else None)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(preempted_run):
+    run = preempted_run
+    assert run["signalled"], "training never reached its first checkpoint"
+    assert not run["late_signals"], "the SIGTERM arrived when the run was not training"
+    assert run["code"] == EXIT_PREEMPTED == 143
+    # It stopped early with a checkpoint of the step it stopped at, the newest one: the one a
+    # rerun resumes from.
+    step = run["step"]
+    assert PREEMPT_AFTER <= step < PREEMPT_STEPS
+    assert run["latest"].endswith(f"ckpt-{step}") and run["steps_on_disk"][-1] == step
+    # That checkpoint was saved by the stop itself, after the periodic ones (the signal often
+    # lands during the step-5 save, and the stop then saves ckpt-5 again).
+    assert run["saves"] == step // PREEMPT_AFTER + 1
+
+
+def test_rerunning_a_preempted_run_resumes_and_completes(preempted_run, capsys, caplog):
+    run = preempted_run
+    assert run["code"] == EXIT_PREEMPTED and run["step"] < PREEMPT_STEPS
+    with caplog.at_level("INFO", logger="electra_tf"):
+        again = main(run["argv"])  # the same command
+    captured = capsys.readouterr()
+    assert again == 0, captured.err
+    assert f"completed at step {PREEMPT_STEPS}." in captured.out
+    assert f"resumed from {run['latest']} at step {run['step']}" in caplog.text
+    assert _checkpoint_steps(run["run_dir"])[-1] == PREEMPT_STEPS
+
+
+def test_non_finite_loss_exits_3_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # warmup: lr is 0 for step 1 (a good checkpoint), then 1e30 blows the weights up.
+    run_dir = tmp_path / "run"
+    code = main(_tiny_pretrain_args(_write_corpus(tmp_path), run_dir, "train.steps=10",
+                                    "train.learning_rate=1e30", "train.warmup_steps=2",
+                                    "train.checkpoint_every=1", "train.log_every=1",
+                                    "train.keep_checkpoints=100"))
+    captured = capsys.readouterr()
+    assert code == EXIT_NAN == 3, captured.err
+    line = assert_one_line_error(captured.err, "pretrain", "stopping without saving",
+                                 "The last good checkpoint is ")
+    assert re.search(r"(loss|weights) became (nan|inf|-inf|NaN or Inf)", line), line
+    bad_step = int(re.search(r" step (\d+)", line).group(1))
+    good = re.search(r"The last good checkpoint is (\S+?ckpt-(\d+))\.", line)
+    assert good, line  # the run had a good checkpoint before it diverged
+    good_path, good_step = good.group(1), int(good.group(2))
+    assert good_step < bad_step < 10
+    # Nothing was saved after the last good checkpoint, and it still holds finite weights.
+    assert _checkpoint_steps(run_dir)[-1] == good_step
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")) == good_path
+    reader = tf.train.load_checkpoint(good_path)
+    floats = [name for name, dtype in reader.get_variable_to_dtype_map().items()
+              if dtype.is_floating]
+    assert any("/.ATTRIBUTES/VARIABLE_VALUE" in name for name in floats)
+    for name in floats:
+        assert np.isfinite(reader.get_tensor(name)).all(), name
+    assert "completed at step" not in captured.out
