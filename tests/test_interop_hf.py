@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # the test extra installs it: when missing, these tests fail, never skip
+import transformers
 
 from electra_tf.config import model_preset
 from electra_tf.interop import (
@@ -23,9 +25,6 @@ from electra_tf.interop import (
 from electra_tf.interop import huggingface as hf_module
 from electra_tf.interop.names import hf_names, hf_to_tf1, tf1_to_hf
 from electra_tf.models import build_networks
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 WORDS = ["the", "quick", "brown", "fox", "jump", "##s", "over", "lazy", "dog", "hello", "world"]
 

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+import torch  # the test extra installs it: when missing, these tests fail, never skip
+import transformers
 
 from electra_tf.config import model_preset
 from electra_tf.interop import tf1_variables
 from electra_tf.models import build_networks
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 
 def _hf_count(cls, **sizes) -> int:

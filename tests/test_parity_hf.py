@@ -3,13 +3,12 @@ HF discriminator + generator pair give the same hidden states and head logits (<
 
 import numpy as np
 import pytest
+import torch  # the test extra installs it: when missing, these tests fail, never skip
+import transformers
 
 from electra_tf.config import ModelConfig
 from electra_tf.interop import load_huggingface
 from electra_tf.models import build_networks
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 TOLERANCE = 1e-4
 
