@@ -154,6 +154,12 @@ def test_missing_vocab_is_a_one_line_error(trained_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
     assert "gone.txt" in err and "data.vocab_file" in err
+    # A failed export leaves an earlier export in --out as it was.
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "saved_model.pb").write_text("an earlier export")
+    assert main(["export", "--run-dir", str(moved), "--out", str(earlier)]) == 1
+    assert (earlier / "saved_model.pb").read_text() == "an earlier export"
 
 
 def test_moved_run_finds_its_vocab_in_the_run_dir(trained_run, tmp_path, capsys):
