@@ -85,6 +85,21 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, examples):
     assert resumed.weights_digest == full.weights_digest
 
 
+def test_resume_by_replaying_the_input_equals_an_uninterrupted_run(tmp_path, examples,
+                                                                    monkeypatch):
+    # Where the input iterator cannot be checkpointed (TPU, multi-worker), a resumed run skips
+    # the batches already trained on instead of restoring the iterator.
+    from electra_tf.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "_checkpointable", lambda iterator: False)
+    full = make_trainer(make_config(tmp_path / "full"), examples).train()
+    make_trainer(make_config(tmp_path / "split"), examples).train(stop_at=10)
+    resumed_trainer = make_trainer(make_config(tmp_path / "split"), examples)
+    assert resumed_trainer._skip_steps == 10
+    resumed = resumed_trainer.train()
+    assert resumed.step == 20 and resumed.weights_digest == full.weights_digest
+
+
 def test_sigterm_saves_and_the_run_resumes_identically(tmp_path, examples):
     full = make_trainer(make_config(tmp_path / "full", steps_per_execution=1),
                         examples).train()
