@@ -93,6 +93,12 @@ def _incompatibilities(saved: RunConfig, new: RunConfig) -> list[str]:
     return problems
 
 
+def _unusable(run_dir: str, error: tf.errors.OpError) -> ConfigError:
+    return ConfigError(
+        f"train.run_dir {run_dir} cannot be used: {_short(error)}. Check the path (for gs://, "
+        "the bucket name and your credentials) or choose another train.run_dir")
+
+
 def check_run_dir(run_dir: str) -> None:
     """A clear ConfigError when `train.run_dir` is a file or cannot be reached (checked before
     anything, such as a vocabulary, is written into it)."""
@@ -101,9 +107,7 @@ def check_run_dir(run_dir: str) -> None:
             raise ConfigError(f"train.run_dir {run_dir} is a file, not a directory; set "
                               "train.run_dir to a directory for the run")
     except tf.errors.OpError as e:
-        raise ConfigError(
-            f"train.run_dir {run_dir} cannot be used: {_short(e)}. Check the path (for gs://, "
-            "the bucket name and your credentials) or choose another train.run_dir") from None
+        raise _unusable(run_dir, e) from None
 
 
 def prepare_run_dir(config: RunConfig, chief: bool = True) -> None:
@@ -127,9 +131,7 @@ def prepare_run_dir(config: RunConfig, chief: bool = True) -> None:
             tf.io.gfile.makedirs(run_dir)
             save_config(config, path)
     except tf.errors.OpError as e:
-        raise ConfigError(
-            f"train.run_dir {run_dir} cannot be used: {_short(e)}. Check the path (for gs://, "
-            "the bucket name and your credentials) or choose another train.run_dir") from None
+        raise _unusable(run_dir, e) from None
 
 
 def checkpoint_paths(directory: str) -> list[str]:
