@@ -14,7 +14,8 @@ from electra_tf.cli import main
 from electra_tf.config import config_from_dict
 
 WORDS = ("the a of to and in is was chef cooked ate meal dog cat sat on mat water body large "
-         "person who works hospital sleeps man went store sky sun paper . , !").split()
+         "person who works hospital sleeps man went store sky sun paper tool used for cutting "
+         "wood act going from one place another . , !").split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ed", "##ing"]
 SEQ = 16
 BATCH = 8
@@ -52,24 +53,34 @@ def test_saved_model_with_demo(trained_run, tmp_path, capsys):
     assert os.path.isfile(os.path.join(out, "saved_model.pb"))
     print(printed)
 
-    # The report agrees with the SavedModel itself.
+    # The report agrees with the SavedModel itself, pair by pair (every word of the demo is one
+    # token of this vocabulary, so word i is token i + 1).
     import tensorflow_text  # noqa: F401
 
-    model = tf.saved_model.load(out)
-    got = model.signatures["serving_default"](text=tf.constant(["the chef ate the meal"]))
-    probs = got["replaced_probability"].numpy()[0]
-    assert got["token_ids"].numpy()[0, 3] == VOCAB.index("ate")
-    row = re.search(r">> ate <<\s+([0-9.]+)\s+#*\s*<- replaced", printed)
-    assert row, printed
-    assert float(row.group(1)) == pytest.approx(probs[3], abs=1e-3)
-    verdict = re.search(r"flagged: (yes|no) - .* it ranks (\d+) of (\d+) tokens", printed)
-    assert verdict, printed
-    assert verdict.group(1) == ("yes" if probs[3] > 0.5 else "no")
-    words = probs[1:6]
-    assert int(verdict.group(2)) == 1 + int(np.sum(words > probs[3]))
-    assert int(verdict.group(3)) == 5
-    assert "original:  the chef cooked the meal" in printed
-    assert "generator's guesses for 'the chef [MASK] the meal'" in printed
+    from electra_tf.export.demo import DEFAULT_PAIRS, changed_word
+
+    serve = tf.saved_model.load(out).signatures["serving_default"]
+    rows = re.findall(r"^ +([0-9.]+) +(\d+)/(\d+) +(yes|no)  (.+?)  \(", printed, re.M)
+    assert len(rows) == len(DEFAULT_PAIRS), printed
+    flagged = false_alarms = others = 0
+    for (shown_p, rank, count, verdict, corrupted), (original, expected) in zip(
+            rows, DEFAULT_PAIRS, strict=True):
+        assert corrupted == expected
+        index, _, new_word = changed_word(original, corrupted)
+        got = serve(text=tf.constant([corrupted]))
+        assert got["token_ids"].numpy()[0, index + 1] == VOCAB.index(new_word)
+        words = got["replaced_probability"].numpy()[0, 1:len(corrupted.split()) + 1]
+        p = words[index]
+        assert float(shown_p) == pytest.approx(p, abs=1e-3)
+        assert (int(rank), int(count)) == (1 + int(np.sum(words > p)), len(words))
+        assert verdict == ("yes" if p > 0.5 else "no")
+        flagged += p > 0.5
+        false_alarms += int(np.sum(np.delete(words, index) > 0.5))
+        others += len(words) - 1
+    assert (f"flagged {flagged} of {len(rows)} replaced words; false alarms: {false_alarms} of "
+            f"{others} other tokens") in printed
+    assert "The clearest case, per token:" in printed and ">> " in printed
+    assert "generator's guesses for" in printed
 
 
 def test_huggingface_format(trained_run, tmp_path, capsys):
@@ -183,16 +194,51 @@ def test_checkpoint_not_matching_the_config_is_a_one_line_error(trained_run, tmp
     assert "does not match" in err and "config.yaml" in err
 
 
-def test_demo_prefers_a_pair_whose_changed_word_is_one_token():
-    from electra_tf.export.demo import pick_pair
+def test_demo_verdict_on_a_word_split_into_pieces_and_on_unknown_words():
+    from electra_tf.export.demo import Verdict
 
-    def sentence(text):
-        return ["[CLS]", *text.split(), "[SEP]"]
+    tokens = ["[CLS]", "a", "x", "##y", "c", "[SEP]"]
+    probs = np.array([0.0, 0.1, 0.6, 0.2, 0.7, 0.0])
 
-    split = [sentence("the chef cooked the meal"), sentence("the chef at ##e the meal")]
-    whole = [sentence("a large body of water"), sentence("a large body of paper")]
-    unknown = [sentence("a large body of water"), sentence("a large body of [UNK]")]
-    assert pick_pair(split + whole) == 1
-    assert pick_pair(unknown + split) == 1      # known pieces beat [UNK]
-    assert pick_pair(unknown + unknown) == 0    # nothing better: the first
-    assert pick_pair(whole + split) == 0
+    def verdict(tokens, span):
+        return Verdict("a b c", "a xy c", tokens, probs, ["[CLS]", "a", "b", "c", "[SEP]"],
+                       np.zeros(5), span)
+
+    pieces = verdict(tokens, (2, 4))
+    assert pieces.detectable and pieces.replaced_p == 0.6 and pieces.flagged
+    assert pieces.rank == 2 and pieces.false_alarms == ["c"]
+    unknown = verdict(["[CLS]", "a", "[UNK]", "##y", "c", "[SEP]"], (2, 4))
+    assert not unknown.detectable
+    assert not verdict(tokens, (2, 2)).detectable          # the same tokens: nothing replaced
+
+
+def test_demo_summary_counts_flags_and_false_alarms():
+    from electra_tf.export.demo import Verdict, summary
+
+    def verdict(corrupted, probs, new_index):
+        words = corrupted.split()
+        original = " ".join(["orig" if i == new_index else w for i, w in enumerate(words)])
+        tokens = ["[CLS]", *words, "[SEP]"]
+        return Verdict(original, corrupted, tokens, np.array([0.0, *probs, 0.0]),
+                       ["[CLS]", *original.split(), "[SEP]"], np.zeros(len(tokens)),
+                       (new_index + 1, new_index + 2))
+
+    lines = summary([verdict("a b c", [0.2, 0.9, 0.6], 1),     # flagged, c a false alarm
+                     verdict("d e f g", [0.4, 0.3, 0.45, 0.1], 2),   # 0.45: ranks 1, missed
+                     verdict("h i", [0.5, 0.7], 0)])            # exactly 0.5 is not flagged
+    rows = [line.split() for line in lines if line.startswith("  ") and "/" in line]
+    assert [r[:3] for r in rows] == [["0.900", "1/3", "yes"], ["0.450", "1/4", "no"],
+                                     ["0.500", "2/2", "no"]]
+    assert "flagged 1 of 3 replaced words; false alarms: 2 of 6 other tokens (c, i)" in lines
+    assert any("far longer training" in line for line in lines)
+    assert not any("far longer" in line for line in summary([verdict("a b", [0.9, 0.1], 0)]))
+
+
+def test_demo_with_only_unknown_replacements_says_so(trained_run, tmp_path):
+    from electra_tf.export import export_run
+    from electra_tf.export.demo import run_demo
+
+    out = export_run(trained_run, str(tmp_path / "saved_model"))
+    report = run_demo(out, (("a large body of water", "a large body of zebra"),))
+    assert "unknown to the vocabulary, nothing to detect" in report
+    assert report.endswith("None of the replaced words is in the vocabulary: nothing to detect.")

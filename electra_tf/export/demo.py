@@ -1,31 +1,76 @@
-"""Shows an exported discriminator at work: does it spot the one word that was replaced?
+"""Shows an exported discriminator at work: does it spot the word that was replaced?
 
     print(run_demo("export/quickstart"))
 
-Loads the SavedModel the way a user would (TensorFlow + TensorFlow Text only), runs
-`serving_default` on a sentence and on a copy with one word swapped for a plausible wrong one,
-and reports every token's replaced-probability, whether the swapped word is flagged (> 0.5) and
-how its probability ranks among the sentence's tokens. A discriminator trained for a few minutes
-may well miss it; the report says so plainly. The generator's guesses for the word (the
-`fill_mask` signature) follow.
+Loads the SavedModel the way a user would (TensorFlow + TensorFlow Text only) and runs
+`serving_default` on sentence pairs that differ in one word. For each corrupted sentence it
+reports the replaced word's probability of being replaced, how that ranks among the sentence's
+tokens and whether it is flagged (> 0.5); then every token of the clearest case, next to its
+original sentence, and the generator's guesses for the word (the `fill_mask` signature). The
+report says plainly what is missed: a briefly trained discriminator catches words that break
+the local grammar well before it catches words that only break the meaning.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-# Sentence pairs differing in one word, in words a small uncased vocabulary usually has. The
-# first pair whose changed word is a single token of the model's vocabulary is used (a small
-# vocabulary may split "ate" into "at ##e").
+# Sentence pairs differing in one word, in the style of the default corpus (dictionary glosses)
+# and in words a small uncased vocabulary has. The first four replacements break the grammar
+# around them, the last two only the meaning.
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
-    ("the chef cooked the meal", "the chef ate the meal"),
-    ("a person who works in a hospital", "a person who sleeps in a hospital"),
+    ("a tool used for cutting wood", "a tool used for cutting ,"),
+    ("a person who works in a hospital", "a person who works in a of"),
+    ("the act of going from one place to another", "the act of going from one place to the"),
     ("a large body of water", "a large body of paper"),
-    ("the man went to the store", "the man went to the sky"),
+    ("the chef cooked the meal", "the chef ate the meal"),
     ("the cat sat on the mat", "the cat sat on the sun"),
 )
 THRESHOLD = 0.5
 _UNKNOWN = ("[UNK]", "<unk>")
+
+
+@dataclass
+class Verdict:
+    """The discriminator on one corrupted sentence (tokens include [CLS] and the final [SEP])."""
+
+    original: str
+    corrupted: str
+    tokens: list[str]
+    probs: np.ndarray                  # P(replaced) per token of the corrupted sentence
+    original_tokens: list[str]
+    original_probs: np.ndarray
+    span: tuple[int, int]              # [start, end) of the replaced word's tokens; empty: none
+
+    @property
+    def words(self) -> np.ndarray:
+        """Indices of the sentence's word tokens ([CLS] and the final [SEP] excluded)."""
+        return np.arange(1, len(self.tokens) - 1)
+
+    @property
+    def detectable(self) -> bool:
+        """The replacement shows in the tokens, and not as [UNK]."""
+        start, end = self.span
+        return end > start and not any(t in _UNKNOWN for t in self.tokens[start:end])
+
+    @property
+    def replaced_p(self) -> float:
+        return float(self.probs[self.span[0]:self.span[1]].max())
+
+    @property
+    def rank(self) -> int:
+        return 1 + int(np.sum(self.probs[self.words] > self.replaced_p))
+
+    @property
+    def flagged(self) -> bool:
+        return self.replaced_p > THRESHOLD
+
+    @property
+    def false_alarms(self) -> list[str]:
+        return [self.tokens[i] for i in self.words
+                if not self.span[0] <= i < self.span[1] and self.probs[i] > THRESHOLD]
 
 
 def _load(saved_model_dir: str):
@@ -35,7 +80,8 @@ def _load(saved_model_dir: str):
     return tf.saved_model.load(saved_model_dir)
 
 
-def _changed_word(original: str, corrupted: str) -> tuple[int, str, str]:
+def changed_word(original: str, corrupted: str) -> tuple[int, str, str]:
+    """(index, old word, new word) of the one whitespace-separated word the two differ in."""
     a, b = original.split(), corrupted.split()
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
     if len(a) != len(b) or len(diff) != 1:
@@ -44,7 +90,7 @@ def _changed_word(original: str, corrupted: str) -> tuple[int, str, str]:
     return diff[0], a[diff[0]], b[diff[0]]
 
 
-def _changed_span(original: list, corrupted: list) -> tuple[int, int]:
+def changed_span(original: list, corrupted: list) -> tuple[int, int]:
     """[start, end) of the tokens of `corrupted` that differ from `original` (prefix/suffix)."""
     start = 0
     while start < min(len(original), len(corrupted)) and original[start] == corrupted[start]:
@@ -55,94 +101,96 @@ def _changed_span(original: list, corrupted: list) -> tuple[int, int]:
     return start, end_c
 
 
-def pick_pair(tokens: list[list[str]]) -> int:
-    """Which pair to show, given the tokens of original, corrupted, original, ... sentences:
-    the first whose changed word is one whole token in both sentences, else the first whose
-    changed pieces are known (no [UNK]), else the first."""
-    known = None
-    for k in range(len(tokens) // 2):
-        original, corrupted = tokens[2 * k], tokens[2 * k + 1]
-        start, end = _changed_span(original, corrupted)
-        if end <= start or any(t in _UNKNOWN for t in corrupted[start:end]):
-            continue
-        if end - start == 1 and len(original) == len(corrupted):
-            return k
-        known = k if known is None else known
-    return known or 0
-
-
-def _table(tokens: list[str], probs: np.ndarray, span: tuple[int, int] | None) -> list[str]:
-    shown = [f">> {t} <<" if span and span[0] <= i < span[1] else t
-             for i, t in enumerate(tokens)]
+def _table(tokens: list[str], probs: np.ndarray, span: tuple[int, int]) -> list[str]:
+    marked = [span[0] <= i < span[1] for i in range(len(tokens))]
+    shown = [f">> {t} <<" if m else t for t, m in zip(tokens, marked, strict=True)]
     width = max(12, *(len(t) for t in shown))
     lines = [f"    {'token':<{width}}  P(replaced)"]
-    for i, (token, p) in enumerate(zip(shown, probs, strict=True)):
+    for token, p, m in zip(shown, probs, marked, strict=True):
         bar = "#" * int(round(float(p) * 20))
-        mark = "   <- replaced" if span and span[0] <= i < span[1] else ""
-        lines.append(f"    {token:<{width}}  {float(p):.3f} {bar:<20}{mark}".rstrip())
+        lines.append(f"    {token:<{width}}  {float(p):.3f} {bar:<20}"
+                     f"{'   <- replaced' if m else ''}".rstrip())
+    return lines
+
+
+def judge(model, pairs: tuple[tuple[str, str], ...]) -> list[Verdict] | None:
+    """Runs `serving_default` on every sentence of `pairs`: one Verdict per pair, or None for a
+    model without a discriminator."""
+    import tensorflow as tf
+
+    out = model.signatures["serving_default"](text=tf.constant([t for p in pairs for t in p]))
+    if "replaced_probability" not in out:
+        return None
+    ids = out["token_ids"].numpy()
+    mask = out["input_mask"].numpy().astype(bool)
+    probs = out["replaced_probability"].numpy()
+
+    def row(r: int) -> tuple[list, list[str], np.ndarray]:
+        kept = ids[r][mask[r]]
+        tokens = [t.decode("utf-8", "replace")
+                  for t in model.id_to_token(tf.constant(kept)).numpy()]
+        return list(kept), tokens, probs[r][mask[r]]
+
+    verdicts = []
+    for k, (original, corrupted) in enumerate(pairs):
+        changed_word(original, corrupted)              # checks the pair
+        o_ids, o_tokens, o_probs = row(2 * k)
+        c_ids, c_tokens, c_probs = row(2 * k + 1)
+        verdicts.append(Verdict(original, corrupted, c_tokens, c_probs, o_tokens, o_probs,
+                                changed_span(o_ids, c_ids)))
+    return verdicts
+
+
+def summary(verdicts: list[Verdict]) -> list[str]:
+    """One line per pair (P of the replaced word, its rank, flagged or not), then the totals."""
+    lines = ["Each sentence has one word replaced; a good discriminator gives it the highest "
+             f"P(replaced), above {THRESHOLD}.", "",
+             "    P(replaced)  rank  flagged  corrupted sentence  (original word -> new word)"]
+    for v in verdicts:
+        _, old, new = changed_word(v.original, v.corrupted)
+        if not v.detectable:
+            lines.append(f"    {'-':>11}  {'-':>4}  {'-':>7}  {v.corrupted}  ({old!r} -> "
+                         f"{new!r}: unknown to the vocabulary, nothing to detect)")
+            continue
+        rank = f"{v.rank}/{len(v.words)}"
+        lines.append(f"    {v.replaced_p:>11.3f}  {rank:>4}  {'yes' if v.flagged else 'no':>7}  "
+                     f"{v.corrupted}  ({old!r} -> {new!r})")
+    judged = [v for v in verdicts if v.detectable]
+    if not judged:
+        return lines + ["None of the replaced words is in the vocabulary: nothing to detect."]
+    alarms = [t for v in judged for t in v.false_alarms]
+    others = sum(len(v.words) - (v.span[1] - v.span[0]) for v in judged)
+    caught = sum(v.flagged for v in judged)
+    lines.append(f"flagged {caught} of {len(judged)} replaced words; false alarms: "
+                 f"{len(alarms)} of {others} other tokens"
+                 + (f" ({', '.join(alarms)})" if alarms else ""))
+    if caught < len(judged):
+        lines.append("(a briefly trained discriminator catches words that break the grammar "
+                     "first; words that only break the meaning take far longer training)")
     return lines
 
 
 def run_demo(saved_model_dir: str, pairs: tuple[tuple[str, str], ...] | None = None) -> str:
     """Runs the replaced-word demo on the SavedModel at `saved_model_dir`; returns the report."""
-    import tensorflow as tf
-
     pairs = tuple(pairs or DEFAULT_PAIRS)
     model = _load(saved_model_dir)
-    serve = model.signatures["serving_default"]
-    texts = [t for pair in pairs for t in pair]
-    out = serve(text=tf.constant(texts))
     lines = [f"Replaced-token detection demo ({saved_model_dir})"]
-    if "replaced_probability" not in out:
+    verdicts = judge(model, pairs)
+    if verdicts is None:
         lines.append("This model has no discriminator (an `objective: mlm` run): nothing to "
                      "detect.")
         return "\n".join(lines + _fill_mask_lines(model, pairs[0]))
-
-    ids = out["token_ids"].numpy()
-    mask = out["input_mask"].numpy().astype(bool)
-    probs = out["replaced_probability"].numpy()
-
-    def tokens_of(row: int) -> list[str]:
-        return [t.decode("utf-8", "replace")
-                for t in model.id_to_token(tf.constant(ids[row][mask[row]])).numpy()]
-
-    k = pick_pair([tokens_of(row) for row in range(len(texts))])
-    (original, corrupted), o, c = pairs[k], 2 * k, 2 * k + 1
-    span = _changed_span(list(ids[o][mask[o]]), list(ids[c][mask[c]]))
-    _, old_word, new_word = _changed_word(original, corrupted)
-
-    c_tokens, c_probs = tokens_of(c), probs[c][mask[c]]
-    o_tokens, o_probs = tokens_of(o), probs[o][mask[o]]
-    lines += [f"original:  {original}",
-              f"corrupted: {corrupted}   ({old_word!r} replaced by {new_word!r})", ""]
-    lines.append("Corrupted sentence, per token:")
-    lines += _table(c_tokens, c_probs, span if span[1] > span[0] else None)
-    lines.append("")
-    lines.append("Original sentence, for comparison:")
-    lines += _table(o_tokens, o_probs, None)
-    lines.append("")
-
-    if span[1] <= span[0]:
-        lines.append("The two sentences tokenize identically (the words are unknown to the "
-                     "vocabulary): nothing to detect.")
+    lines += summary(verdicts)
+    judged = [v for v in verdicts if v.detectable]
+    if not judged:
         return "\n".join(lines)
-    # Rank among the sentence's word tokens: [CLS] and the final [SEP] excluded.
-    words = np.arange(1, len(c_tokens) - 1)
-    replaced_p = float(c_probs[span[0]:span[1]].max())
-    rank = 1 + int(np.sum(c_probs[words] > replaced_p))
-    flagged = replaced_p > THRESHOLD
-    false_alarms = [c_tokens[i] for i in words
-                    if not span[0] <= i < span[1] and c_probs[i] > THRESHOLD]
-    verdict = "yes" if flagged else "no"
-    lines.append(f"flagged: {verdict} - P(replaced) of {new_word!r} is {replaced_p:.3f} "
-                 f"({'above' if flagged else 'not above'} {THRESHOLD}); it ranks {rank} of "
-                 f"{len(words)} tokens by P(replaced)")
-    if false_alarms:
-        lines.append(f"also flagged (false alarms): {', '.join(false_alarms)}")
-    if not flagged or rank > 1:
-        lines.append("(a briefly trained discriminator often misses single replacements; "
-                     "train longer for a sharper detector)")
-    lines += _fill_mask_lines(model, (original, corrupted))
+
+    best = max(judged, key=lambda v: v.replaced_p)
+    lines += ["", f"The clearest case, per token: {best.corrupted!r}"]
+    lines += _table(best.tokens, best.probs, best.span)
+    lines += ["", f"and the original sentence: {best.original!r}"]
+    lines += _table(best.original_tokens, best.original_probs, (0, 0))
+    lines += _fill_mask_lines(model, (best.original, best.corrupted))
     return "\n".join(lines)
 
 
@@ -152,7 +200,7 @@ def _fill_mask_lines(model, pair: tuple[str, str]) -> list[str]:
     if "fill_mask" not in model.signatures:
         return []
     original, corrupted = pair
-    index, old_word, _ = _changed_word(original, corrupted)
+    index, old_word, _ = changed_word(original, corrupted)
     words = original.split()
     words[index] = "[MASK]"
     masked = " ".join(words)
