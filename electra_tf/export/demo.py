@@ -7,8 +7,9 @@ Loads the SavedModel the way a user would (TensorFlow + TensorFlow Text only) an
 reports the replaced word's probability of being replaced, how that ranks among the sentence's
 tokens and whether it is flagged (> 0.5); then every token of the clearest case, next to its
 original sentence, and the generator's guesses for the word (the `fill_mask` signature). The
-report says plainly what is missed: a briefly trained discriminator catches words that break
-the local grammar well before it catches words that only break the meaning.
+report says plainly what is missed. In our runs a tiny discriminator caught words that break
+the grammar around them long before words that only break the meaning, and the quickstart's
+few minutes catch neither (docs/quickstart-demo.md).
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ def summary(verdicts: list[Verdict]) -> list[str]:
                  f"{len(alarms)} of {others} other tokens"
                  + (f" ({', '.join(alarms)})" if alarms else ""))
     if caught < len(judged):
-        lines.append("(a briefly trained discriminator catches words that break the grammar "
-                     "first; words that only break the meaning take far longer training)")
+        lines.append("(a briefly trained discriminator misses them: it learns to catch words that "
+                     "break the grammar first, words that only break the meaning far later; see "
+                     "docs/quickstart-demo.md)")
     return lines
 
 
@@ -186,7 +188,7 @@ def run_demo(saved_model_dir: str, pairs: tuple[tuple[str, str], ...] | None = N
         return "\n".join(lines)
 
     best = max(judged, key=lambda v: v.replaced_p)
-    lines += ["", f"The clearest case, per token: {best.corrupted!r}"]
+    lines += ["", f"The replaced word with the highest P(replaced), per token: {best.corrupted!r}"]
     lines += _table(best.tokens, best.probs, best.span)
     lines += ["", f"and the original sentence: {best.original!r}"]
     lines += _table(best.original_tokens, best.original_probs, (0, 0))
