@@ -202,8 +202,8 @@ def test_demo_verdict_on_a_word_split_into_pieces_and_on_unknown_words():
     probs = np.array([0.0, 0.1, 0.6, 0.2, 0.7, 0.0])
 
     def verdict(tokens, span):
-        return Verdict("a b c", "a xy c", tokens, probs, ["[CLS]", "a", "b", "c", "[SEP]"],
-                       np.zeros(5), span)
+        return Verdict("a b c", "a xy c", "b", "xy", tokens, probs,
+                       ["[CLS]", "a", "b", "c", "[SEP]"], np.zeros(5), span)
 
     pieces = verdict(tokens, (2, 4))
     assert pieces.detectable and pieces.replaced_p == 0.6 and pieces.flagged
@@ -220,7 +220,8 @@ def test_demo_summary_counts_flags_and_false_alarms():
         words = corrupted.split()
         original = " ".join(["orig" if i == new_index else w for i, w in enumerate(words)])
         tokens = ["[CLS]", *words, "[SEP]"]
-        return Verdict(original, corrupted, tokens, np.array([0.0, *probs, 0.0]),
+        return Verdict(original, corrupted, "orig", words[new_index], tokens,
+                       np.array([0.0, *probs, 0.0]),
                        ["[CLS]", *original.split(), "[SEP]"], np.zeros(len(tokens)),
                        (new_index + 1, new_index + 2))
 

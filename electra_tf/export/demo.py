@@ -39,6 +39,8 @@ class Verdict:
 
     original: str
     corrupted: str
+    old_word: str
+    new_word: str
     tokens: list[str]
     probs: np.ndarray                  # P(replaced) per token of the corrupted sentence
     original_tokens: list[str]
@@ -134,11 +136,11 @@ def judge(model, pairs: tuple[tuple[str, str], ...]) -> list[Verdict] | None:
 
     verdicts = []
     for k, (original, corrupted) in enumerate(pairs):
-        changed_word(original, corrupted)              # checks the pair
+        _, old_word, new_word = changed_word(original, corrupted)
         o_ids, o_tokens, o_probs = row(2 * k)
         c_ids, c_tokens, c_probs = row(2 * k + 1)
-        verdicts.append(Verdict(original, corrupted, c_tokens, c_probs, o_tokens, o_probs,
-                                changed_span(o_ids, c_ids)))
+        verdicts.append(Verdict(original, corrupted, old_word, new_word, c_tokens, c_probs,
+                                o_tokens, o_probs, changed_span(o_ids, c_ids)))
     return verdicts
 
 
@@ -148,14 +150,14 @@ def summary(verdicts: list[Verdict]) -> list[str]:
              f"P(replaced), above {THRESHOLD}.", "",
              "    P(replaced)  rank  flagged  corrupted sentence  (original word -> new word)"]
     for v in verdicts:
-        _, old, new = changed_word(v.original, v.corrupted)
+        change = f"{v.old_word!r} -> {v.new_word!r}"
         if not v.detectable:
-            lines.append(f"    {'-':>11}  {'-':>4}  {'-':>7}  {v.corrupted}  ({old!r} -> "
-                         f"{new!r}: unknown to the vocabulary, nothing to detect)")
+            lines.append(f"    {'-':>11}  {'-':>4}  {'-':>7}  {v.corrupted}  ({change}: unknown "
+                         "to the vocabulary, nothing to detect)")
             continue
         rank = f"{v.rank}/{len(v.words)}"
         lines.append(f"    {v.replaced_p:>11.3f}  {rank:>4}  {'yes' if v.flagged else 'no':>7}  "
-                     f"{v.corrupted}  ({old!r} -> {new!r})")
+                     f"{v.corrupted}  ({change})")
     judged = [v for v in verdicts if v.detectable]
     if not judged:
         return lines + ["None of the replaced words is in the vocabulary: nothing to detect."]
