@@ -91,6 +91,21 @@ def test_gradient_accumulation_may_change_on_resume(tmp_path):
     assert read_saved_config(str(tmp_path / "config.yaml")).train.grad_accum_steps == 2
 
 
+def test_resume_with_another_schedule_warns_how_the_learning_rate_jumps(tmp_path, caplog):
+    prepare_run_dir(make_config(tmp_path, steps=100, warmup_steps=10, learning_rate=1e-3))
+    prepare_run_dir(make_config(tmp_path, steps=100, warmup_steps=10, learning_rate=1e-3,
+                                grad_accum_steps=2))
+    assert "learning-rate schedule" not in caplog.text       # no checkpoint, no change: quiet
+    (tmp_path / "checkpoints").mkdir()
+    for step in (40, 100):
+        (tmp_path / "checkpoints" / f"ckpt-{step}.index").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        prepare_run_dir(make_config(tmp_path, steps=400, warmup_steps=10, learning_rate=1e-3))
+    # At step 100 the old schedule had decayed to 0; the new one is at 1e-3 * (1 - 100/400).
+    assert ("train.steps 100 -> 400: the learning-rate schedule is recomputed, so at the "
+            "resumed step 100 the learning rate goes from 0 to 0.00075") in caplog.text
+
+
 def test_run_dir_that_is_a_file_is_a_config_error(tmp_path):
     path = tmp_path / "a_file"
     path.write_text("x")

@@ -27,6 +27,7 @@ from electra_tf.config import ConfigError, RunConfig, read_saved_config, save_co
 from electra_tf.errors import CheckpointError
 from electra_tf.interop.assign import CheckpointMismatchError, assign_named
 from electra_tf.models import ElectraNetworks
+from electra_tf.training.optimizer import WarmupLinearDecay
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,32 @@ def prepare_run_dir(config: RunConfig, chief: bool = True) -> None:
                     f"({path}). To continue from its weights with the new settings (optimizer "
                     "state starts fresh), use a new train.run_dir with "
                     f"train.init_checkpoint={run_dir}.")
+            _warn_if_schedule_changes(saved, config)
         if chief:
             tf.io.gfile.makedirs(run_dir)
             save_config(config, path)
     except tf.errors.OpError as e:
         raise _unusable(run_dir, e) from None
+
+
+def _warn_if_schedule_changes(saved: RunConfig, config: RunConfig) -> None:
+    """Resuming with another train.steps, learning_rate or warmup_steps recomputes the learning
+    rate schedule, so the rate jumps at the resumed step (raising train.steps on a finished run
+    restarts it from ~0 to well above it): say so, with the numbers."""
+    fields = ("steps", "learning_rate", "warmup_steps")
+    changed = [f"train.{f} {getattr(saved.train, f)} -> {getattr(config.train, f)}"
+               for f in fields if getattr(saved.train, f) != getattr(config.train, f)]
+    newest = checkpoint_paths(os.path.join(config.train.run_dir, CHECKPOINT_DIR))
+    if not changed or not newest:
+        return
+    step = int(_CHECKPOINT_NAME.search(os.path.basename(newest[0])).group(1))
+
+    def rate(train) -> float:
+        return float(WarmupLinearDecay(train.learning_rate, train.steps, train.warmup_steps)(step))
+
+    log.warning("%s: the learning-rate schedule is recomputed, so at the resumed step %d the "
+                "learning rate goes from %.3g to %.3g", ", ".join(changed), step,
+                rate(saved.train), rate(config.train))
 
 
 def checkpoint_paths(directory: str) -> list[str]:
