@@ -29,6 +29,10 @@ import keras
 
 DISCRIMINATOR = "discriminator"
 GENERATOR = "generator"
+# How an electra-tf run's checkpoint keys the weights: "model/weights/" + the TF1 name (escaped
+# by TensorFlow) + RUN_WEIGHTS_SUFFIX (see training/checkpoints.py).
+RUN_WEIGHTS_PREFIX = "model/weights/"
+RUN_WEIGHTS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 # HF class of each network role.
 HF_ARCHITECTURES = {DISCRIMINATOR: "ElectraForPreTraining", GENERATOR: "ElectraForMaskedLM"}

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from electra_tf.config import ModelConfig
 from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary, assign_named
-from electra_tf.interop.names import tf1_variables
+from electra_tf.interop.names import RUN_WEIGHTS_PREFIX, tf1_variables
 
 logger = logging.getLogger("electra_tf.interop")
 
@@ -33,7 +33,7 @@ def _reader(path: str):
             f"no TF checkpoint at {path!r} (give the checkpoint prefix, e.g. "
             f".../electra_small/model.ckpt-1000000, or a directory with a 'checkpoint' file): "
             f"{e}") from None
-    if any(name.startswith("model/weights/") for name in reader.get_variable_to_shape_map()):
+    if any(name.startswith(RUN_WEIGHTS_PREFIX) for name in reader.get_variable_to_shape_map()):
         # An object-based checkpoint written by `electra-tf pretrain`, not a TF1 one.
         raise CheckpointMismatchError(
             f"{path} is a checkpoint of an electra-tf run, not a TF1 checkpoint: pass the run "

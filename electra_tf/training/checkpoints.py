@@ -26,6 +26,7 @@ import tensorflow as tf
 from electra_tf.config import ConfigError, RunConfig, read_saved_config, save_config
 from electra_tf.errors import CheckpointError
 from electra_tf.interop.assign import CheckpointMismatchError, assign_named
+from electra_tf.interop.names import RUN_WEIGHTS_PREFIX, RUN_WEIGHTS_SUFFIX
 from electra_tf.models import ElectraNetworks
 from electra_tf.training.optimizer import WarmupLinearDecay
 
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 
-# How the networks' weights are keyed in a checkpoint (the TF1 name, escaped by TensorFlow).
-_WEIGHTS_PREFIX = "model/weights/"
-_WEIGHTS_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _CHECKPOINT_NAME = re.compile(r"ckpt-(\d+)")
 # What TensorFlow raises for a checkpoint with missing or truncated files.
 _UNREADABLE = (tf.errors.OpError, IndexError)
@@ -207,9 +205,9 @@ def _restore_newest(directory: str, restore: Callable[[str], None]) -> str | Non
 
 def _weight_name(key: str) -> str | None:
     """The TF1 name in a checkpoint key of `model_checkpoint`'s weights, else None."""
-    if not (key.startswith(_WEIGHTS_PREFIX) and key.endswith(_WEIGHTS_SUFFIX)):
+    if not (key.startswith(RUN_WEIGHTS_PREFIX) and key.endswith(RUN_WEIGHTS_SUFFIX)):
         return None
-    escaped = key[len(_WEIGHTS_PREFIX):-len(_WEIGHTS_SUFFIX)]
+    escaped = key[len(RUN_WEIGHTS_PREFIX):-len(RUN_WEIGHTS_SUFFIX)]
     # TensorFlow escapes "." as ".." and "/" as ".S" in object names.
     return re.sub(r"\.(.)", lambda m: "/" if m[1] == "S" else m[1], escaped)
 
