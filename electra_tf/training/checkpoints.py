@@ -141,8 +141,10 @@ def _warn_if_schedule_changes(saved: RunConfig, config: RunConfig) -> None:
     fields = ("steps", "learning_rate", "warmup_steps")
     changed = [f"train.{f} {getattr(saved.train, f)} -> {getattr(config.train, f)}"
                for f in fields if getattr(saved.train, f) != getattr(config.train, f)]
+    if not changed:
+        return
     newest = checkpoint_paths(os.path.join(config.train.run_dir, CHECKPOINT_DIR))
-    if not changed or not newest:
+    if not newest:
         return
     step = int(_CHECKPOINT_NAME.search(os.path.basename(newest[0])).group(1))
 
