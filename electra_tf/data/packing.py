@@ -179,8 +179,8 @@ def pack_segments(segments: list[tf.RaggedTensor], seq_length: int,
 
     Pairs are truncated longest-first (one token at a time from the longer, B on ties, as BERT
     does) to fit seq_length - 3 tokens; a single text, or a pair whose B is empty, is truncated
-    to seq_length - 2. Returns
-    int32 [batch, seq_length] `input_ids`, `input_mask`, `segment_ids`.
+    to seq_length - 2. Returns int32 [batch, seq_length] `input_ids`, `input_mask`,
+    `segment_ids`.
     """
     if len(segments) not in (1, 2):
         raise ValueError(f"pack_segments takes one or two segments, got {len(segments)}")

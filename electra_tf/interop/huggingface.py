@@ -81,11 +81,11 @@ def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
     tokens = Path(vocab_path).read_text(encoding="utf-8").splitlines()
     if len(tokens) != vocab_size:
         raise ConfigError(f"{vocab_path} has {len(tokens)} tokens but the model's vocabulary "
-                         f"has {vocab_size}; export the vocab the model was trained with")
+                          f"has {vocab_size}; export the vocab the model was trained with")
     missing = [t for t in SPECIAL_TOKENS.values() if t not in tokens]
     if missing:
         raise ConfigError(f"{vocab_path} lacks the special tokens {missing}; HF's ELECTRA "
-                         "tokenizer needs [PAD], [UNK], [CLS], [SEP] and [MASK]")
+                          "tokenizer needs [PAD], [UNK], [CLS], [SEP] and [MASK]")
     return tokens
 
 
