@@ -117,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--demo needs --format saved_model")
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from electra_tf.errors import user_errors
+    from electra_tf.errors import UserError
     from electra_tf.training.trainer import NonFiniteLossError
 
     handlers = {"pretrain": _pretrain, "build-vocab": _build_vocab, "export": _export}
     try:
         return handlers[args.command](args)
-    except user_errors() as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"electra-tf {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except NonFiniteLossError as e:

@@ -1,16 +1,20 @@
-"""The exceptions that mean "the user's input is wrong" (reported without a traceback)."""
+"""The base class of every error that means "the user's input is wrong".
 
-from __future__ import annotations
+The CLI reports a `UserError` as one line (its message names the file or field and the fix)
+instead of a traceback. Each part of the package subclasses it for its own inputs:
+`ConfigError` (config), `DataError` (corpora, vocabularies), `CheckpointError` and
+`CheckpointMismatchError` (checkpoints), `MissingFileError` (a named file is not there).
+This module imports nothing, so any module may import it.
+"""
 
 
-class CheckpointError(RuntimeError):
+class UserError(Exception):
+    """Bad input or an unusable environment, with a message that says what to do."""
+
+
+class CheckpointError(UserError, RuntimeError):
     """A run's checkpoints cannot be read: their files are missing or corrupt."""
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception classes the CLI reports as a one-line error naming the input and the fix."""
-    from electra_tf.config import ConfigError
-    from electra_tf.data import DataError
-    from electra_tf.interop import CheckpointMismatchError
-
-    return (ConfigError, DataError, CheckpointMismatchError, CheckpointError, FileNotFoundError)
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user named (or a run needs) does not exist."""

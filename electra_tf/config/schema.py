@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
+from electra_tf.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown or invalid. The message says which and why."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from electra_tf.errors import UserError
 from electra_tf.interop.names import tf1_variables
 
 logger = logging.getLogger("electra_tf.interop")
@@ -24,7 +25,7 @@ PARTIAL_HINT = ("pass allow_partial=True (train.allow_partial_init: true) to loa
                 "variables and keep the others at their initial values")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """The checkpoint lacks some of our variables, or has them with other shapes."""
 
 
