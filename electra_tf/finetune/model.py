@@ -51,11 +51,12 @@ class SequenceHead(keras.layers.Layer):
         super().__init__(name=kwargs.pop("name", HEAD_SCOPE), **kwargs)
         self.num_outputs = num_outputs
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-        self.dense = _dense(config.hidden_size, "dense", config, self.dtype_policy)
-        # The logits in float32 under mixed precision, as the discriminator's.
-        self.out_proj = _dense(num_outputs, "out_proj", config, "float32")
-        self.dense.build((None, config.hidden_size))
-        self.out_proj.build((None, config.hidden_size))
+        with keras.name_scope(self.name):
+            self.dense = _dense(config.hidden_size, "dense", config, self.dtype_policy)
+            # The logits in float32 under mixed precision, as the discriminator's.
+            self.out_proj = _dense(num_outputs, "out_proj", config, "float32")
+            self.dense.build((None, config.hidden_size))
+            self.out_proj.build((None, config.hidden_size))
         self.built = True
 
     def call(self, sequence_output, training=None):
@@ -80,8 +81,9 @@ class TokenHead(keras.layers.Layer):
         self.scope = scope
         self.num_outputs = num_outputs
         self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-        self.dense = _dense(num_outputs, "dense", config, "float32")
-        self.dense.build((None, None, config.hidden_size))
+        with keras.name_scope(self.name):
+            self.dense = _dense(num_outputs, "dense", config, "float32")
+            self.dense.build((None, None, config.hidden_size))
         self.built = True
 
     def call(self, sequence_output, training=None):
