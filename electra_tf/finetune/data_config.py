@@ -173,10 +173,10 @@ class FinetuneDataConfig:
         if kind != "tagging" and tagging_source:
             raise ConfigError(f"data.source {self.source!r} holds tagged words, so the task "
                               f"kind must be tagging, not {kind}")
-        if natural is not None and self.source == "tfds" and (natural == "tagging") != (
-                kind == "tagging"):
-            raise ConfigError(f"TFDS {self.tfds_name!r} is a {natural} dataset; the task kind "
-                              f"{kind} does not fit it")
+        if natural is not None and natural != kind:
+            what = f"TFDS {self.tfds_name!r}" if self.source == "tfds" else self.source
+            raise ConfigError(f"data.source {what} is a {natural} dataset; set the task kind "
+                              f"to {natural}, not {kind}")
         if self.source in ("wordnet_lexname", "wordnet_tagging") or self.source == "conll":
             return
         if kind == "tagging":
