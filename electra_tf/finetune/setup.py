@@ -138,6 +138,10 @@ def prepare_task(spec: FinetuneSpec) -> FinetuneTask:
                           f"vocabulary but the tokenizer ({tokenizer.vocab_path}) has "
                           f"{tokenizer.vocab_size}; set task.vocab_file to the encoder's vocab")
     run_dir = config.train.run_dir
+    tf.io.gfile.makedirs(run_dir)
+    vocab_copy = os.path.join(run_dir, "vocab.txt")
+    if config.task.vocab_file and not tf.io.gfile.exists(vocab_copy):
+        tf.io.gfile.copy(config.task.vocab_file, vocab_copy)  # the run stays self-contained
     if labels is not None:
         if LabelSet.exists(run_dir):
             LabelSet.load(run_dir).check_matches(labels)

@@ -79,10 +79,12 @@ class FinetuneTask(Task):
         return read_examples(self.config.data, split, self.kind)
 
     def features(self, examples: tf.data.Dataset, batch_size: int, training: bool,
-                 seed: int | None = None) -> tf.data.Dataset:
+                 seed: int | None = None, labeled: bool = True) -> tf.data.Dataset:
+        """Model batches; `labeled` False ignores the examples' labels (prediction)."""
         from electra_tf.finetune.features import make_features
 
-        return make_features(examples, self.tokenizer, self.labels, kind=self.kind,
+        labels = self.labels if labeled else None
+        return make_features(examples, self.tokenizer, labels, kind=self.kind,
                              seq_length=self.config.data.seq_length, batch_size=batch_size,
                              training=training,
                              seed=self.config.train.seed if seed is None else seed)
