@@ -53,22 +53,9 @@ def truncate_pair_lengths(len_a: tf.Tensor, len_b: tf.Tensor, budget: tf.Tensor)
     return keep_a, keep_b
 
 
-def _take(rt: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-    """The first `lengths[i]` values of each row."""
-    position = tf.ragged.range(rt.row_lengths()).flat_values
-    keep = position < tf.gather(lengths, rt.value_rowids())
-    return tf.RaggedTensor.from_row_lengths(tf.boolean_mask(rt.flat_values, keep), lengths)
-
-
-def _column(value, count: tf.Tensor, dtype=tf.int32) -> tf.RaggedTensor:
-    """Rows of `count[i]` copies of `value` (count 0 or 1 per row)."""
-    count = tf.cast(count, tf.int64)
-    return tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(count)], tf.cast(value, dtype)), count)
-
-
-def _dense(rt: tf.RaggedTensor, default, batch_size: int, seq_length: int) -> tf.Tensor:
-    return rt.to_tensor(default_value=default, shape=[batch_size, seq_length])
+def _dense(rt: tf.RaggedTensor, default, batch_size: int, width: int) -> tf.Tensor:
+    """[batch, (n)] -> [batch_size, width], cut or padded with `default`."""
+    return rt.to_tensor(default_value=default, shape=[batch_size, width])
 
 
 def _checked_ids(table, names: tf.Tensor, what: str) -> tf.Tensor:
@@ -81,24 +68,37 @@ def _checked_ids(table, names: tf.Tensor, what: str) -> tf.Tensor:
         return tf.identity(ids)
 
 
+def _place(values: tf.Tensor, offset: tf.Tensor, count: tf.Tensor, positions: tf.Tensor,
+           otherwise: tf.Tensor) -> tf.Tensor:
+    """Puts values[:, k] at positions offset + k for k < count; `otherwise` elsewhere."""
+    index = positions - offset[:, None]
+    inside = (index >= 0) & (index < count[:, None])
+    gathered = tf.gather(values, tf.clip_by_value(index, 0, values.shape[1] - 1), batch_dims=1)
+    return tf.where(inside, gathered, otherwise)
+
+
 def _sequence_features(tokenizer: Tokenizer, batch: dict, batch_size: int, seq_length: int):
     special = tokenizer.special
     a = tokenizer.tokenize(batch["text_a"])
     b = tokenizer.tokenize(batch["text_b"])
-    len_a, len_b = a.row_lengths(), b.row_lengths()
-    has_b = tf.cast(len_b > 0, tf.int64)
+    len_a, len_b = tf.cast(a.row_lengths(), tf.int32), tf.cast(b.row_lengths(), tf.int32)
+    has_b = tf.cast(len_b > 0, tf.int32)
     keep_a, keep_b = truncate_pair_lengths(len_a, len_b, seq_length - 2 - has_b)
-    a, b = tf.cast(_take(a, keep_a), tf.int32), tf.cast(_take(b, keep_b), tf.int32)
-    ones = tf.ones_like(len_a)
-    cls, sep, sep_b = (_column(special.cls_id, ones), _column(special.sep_id, ones),
-                       _column(special.sep_id, has_b))
-    ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
-    segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep),
-                          tf.ones_like(b), tf.ones_like(sep_b)], axis=1)
+    a = tf.cast(_dense(a, 0, batch_size, seq_length), tf.int32)
+    b = tf.cast(_dense(b, 0, batch_size, seq_length), tf.int32)
+    position = tf.range(seq_length)[None, :]
+    sep_a = (keep_a + 1)[:, None]                   # [CLS] a... [SEP] b... [SEP]
+    end = (keep_a + keep_b + 1 + has_b)[:, None]   # the last real position
+    ids = tf.fill([batch_size, seq_length], special.pad_id)
+    ids = _place(b, keep_a + 2, keep_b, position, ids)
+    ids = tf.where((position == end) & (has_b[:, None] > 0), special.sep_id, ids)
+    ids = _place(a, tf.ones_like(keep_a), keep_a, position, ids)
+    ids = tf.where(position == sep_a, special.sep_id, ids)
+    ids = tf.where(position == 0, special.cls_id, ids)
     return {
-        "input_ids": _dense(ids, special.pad_id, batch_size, seq_length),
-        "input_mask": _dense(tf.ones_like(ids), 0, batch_size, seq_length),
-        "segment_ids": _dense(segments, 0, batch_size, seq_length),
+        "input_ids": ids,
+        "input_mask": tf.cast(position <= end, tf.int32),
+        "segment_ids": tf.cast((position > sep_a) & (position <= end), tf.int32),
     }
 
 
@@ -106,33 +106,46 @@ def _tagging_features(tokenizer: Tokenizer, batch: dict, table, batch_size: int,
                       seq_length: int):
     special = tokenizer.special
     words, tags = batch["words"], batch["tags"]
-    pieces = tf.cast(tokenizer.tokenize(words.flat_values), tf.int32)      # [words, (pieces)]
-    empty = tf.cast(tf.equal(pieces.row_lengths(), 0), tf.int64)
-    pieces = tf.concat([pieces, _column(special.unk_id, empty)], axis=1)
+    pieces = tokenizer.tokenize(words.flat_values)                          # [words, (pieces)]
     per_word = pieces.row_lengths()
+    # A word without tokens gets one [UNK], so that it still has a position.
+    empty = tf.equal(per_word, 0)
+    per_word = tf.maximum(per_word, 1)
+    piece_number = tf.ragged.range(per_word).flat_values                   # per token
+    source = tf.repeat(pieces.row_splits[:-1], per_word) + piece_number
+    values = tf.concat([tf.cast(pieces.flat_values, tf.int32), [special.unk_id]], axis=0)
+    unknown_at = tf.cast(tf.size(pieces.flat_values), source.dtype)
+    token_ids = tf.gather(values, tf.where(tf.repeat(empty, per_word), unknown_at, source))
     word_number = tf.cast(tf.ragged.range(words.row_lengths()).flat_values, tf.int32)
     if table is None:
         tag_ids = tf.zeros_like(word_number)
     else:
         tag_ids = _checked_ids(table, tags.flat_values, "tag(s)")
-    first = tf.cast(tf.equal(tf.ragged.range(per_word).flat_values, 0), tf.int32)
-    num_tokens = tf.reduce_sum(tf.RaggedTensor.from_row_lengths(per_word, words.row_lengths()),
-                               axis=1)
-    kept = tf.minimum(num_tokens, seq_length - 2)
-    ones = tf.ones_like(kept)
+    tokens_per_example = tf.math.unsorted_segment_sum(
+        per_word, words.value_rowids(), batch_size)
+    width = seq_length - 2
 
-    def tokens(values, start, end):
-        """Word-level `values` repeated per sub-token, cut to fit, between start and end."""
-        rows = _take(tf.RaggedTensor.from_row_lengths(values, num_tokens), kept)
-        return tf.concat([_column(start, ones), rows, _column(end, ones)], axis=1)
+    def tokens(values, default):            # token-level values -> [batch, seq_length - 2]
+        return _dense(tf.RaggedTensor.from_row_lengths(values, tokens_per_example,
+                                                       validate=False), default, batch_size,
+                      width)
 
-    ids = tokens(pieces.flat_values, special.cls_id, special.sep_id)
-    is_first = tf.cast(_dense(tokens(first, 0, 0), 0, batch_size, seq_length), tf.bool)
-    word = _dense(tokens(tf.repeat(word_number, per_word), -1, -1), -1, batch_size, seq_length)
-    tag = _dense(tokens(tf.repeat(tag_ids, per_word), 0, 0), 0, batch_size, seq_length)
+    kept = tf.cast(tf.minimum(tokens_per_example, width), tf.int32)
+    position = tf.range(seq_length)[None, :]
+    last = (kept + 1)[:, None]
+
+    def shifted(dense, default, start, end):  # [CLS]-aligned: start, dense..., end, padding
+        out = tf.concat([tf.fill([batch_size, 1], start), dense,
+                         tf.fill([batch_size, 1], default)], axis=1)
+        return tf.where(position == last, end, tf.where(position > last, default, out))
+
+    is_first = shifted(tokens(tf.cast(tf.equal(piece_number, 0), tf.int32), 0), 0, 0, 0) > 0
+    word = shifted(tokens(tf.repeat(word_number, per_word), -1), -1, -1, -1)
+    tag = shifted(tokens(tf.repeat(tag_ids, per_word), 0), 0, 0, 0)
     return {
-        "input_ids": _dense(ids, special.pad_id, batch_size, seq_length),
-        "input_mask": _dense(tf.ones_like(ids), 0, batch_size, seq_length),
+        "input_ids": shifted(tokens(token_ids, special.pad_id), special.pad_id,
+                             special.cls_id, special.sep_id),
+        "input_mask": tf.cast(position <= last, tf.int32),
         "segment_ids": tf.zeros([batch_size, seq_length], tf.int32),
         "label_ids": tf.where(is_first, tag, 0),
         "label_weights": tf.cast(is_first, tf.float32) * batch["example_weight"][:, None],
