@@ -75,3 +75,83 @@ def test_dropout_is_active_only_in_training(tiny_model_config):
     a, b = model(*args, training=False), model(*args, training=False)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not np.allclose(model(*args, training=True).numpy(), a.numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm start: the encoder from a pretraining run, an HF directory, a TF1 checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+def _pretrained(config, objective="electra"):
+    from electra_tf.models import build_networks
+
+    networks = build_networks(config, objective)
+    for i, variable in enumerate(networks.trainable_variables):
+        variable.assign(variable.numpy() + 0.01 * (i % 7 + 1))
+    return networks
+
+
+def _same_encoder(model, network):
+    ids, mask, segments = batch()
+    ours = model.encode(ids, mask, segments, training=False).numpy()
+    theirs = network.encode(ids, mask, segments, training=False).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["electra", "mlm"])
+def test_warm_start_from_a_pretraining_run(tiny_model_config, tmp_path, objective):
+    from electra_tf.config import RunConfig, save_config
+    from electra_tf.finetune.init import init_kind, init_model_config, init_vocab, load_encoder
+    from electra_tf.training.checkpoints import model_checkpoint as run_checkpoint
+
+    networks = _pretrained(tiny_model_config, objective)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "vocab.txt").write_text("x\n")
+    config = RunConfig(model=tiny_model_config)
+    config.objective.kind = objective
+    config.train.run_dir = str(run)
+    config.data.vocab_file = str(run / "vocab.txt")
+    save_config(config, str(run / "config.yaml"))
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=run_checkpoint(networks)), str(run / "checkpoints"), 1)
+    manager.save(checkpoint_number=7)
+    assert init_kind(str(run)) == "pretraining_run"
+    assert init_model_config(str(run), tiny_model_config) == tiny_model_config
+    assert init_vocab(str(run)) == str(run / "vocab.txt")
+    model = build_model(tiny_model_config, "classification", 2)
+    load_encoder(model, str(run))
+    _same_encoder(model, networks.encoder_network)
+
+
+def test_warm_start_from_huggingface_and_tf1(tiny_model_config, tmp_path):
+    from electra_tf.finetune.init import init_kind, init_model_config, load_encoder
+    from electra_tf.interop import export_huggingface, write_tf1_checkpoint
+
+    networks = _pretrained(tiny_model_config)
+    export_huggingface(networks, tiny_model_config, str(tmp_path / "hf"), None)
+    write_tf1_checkpoint(networks, str(tmp_path / "tf1" / "model.ckpt-10"))
+    for path, kind in ((tmp_path / "hf", "huggingface"),
+                       (tmp_path / "hf" / "discriminator", "huggingface"),
+                       (tmp_path / "tf1" / "model.ckpt-10", "tf1")):
+        assert init_kind(str(path)) == kind
+        sizes = init_model_config(str(path), tiny_model_config)
+        assert (sizes.hidden_size, sizes.num_layers) == (128, 2)
+        model = build_model(tiny_model_config, "tagging", 3)
+        load_encoder(model, str(path))
+        _same_encoder(model, networks.discriminator)
+
+
+def test_warm_start_errors(tiny_model_config, tmp_path):
+    import dataclasses
+
+    from electra_tf.errors import UserError
+    from electra_tf.finetune.init import init_kind, load_encoder
+    from electra_tf.interop import write_tf1_checkpoint
+
+    with pytest.raises(UserError, match="does not exist"):
+        init_kind(str(tmp_path / "nowhere"))
+    write_tf1_checkpoint(_pretrained(tiny_model_config), str(tmp_path / "model.ckpt-1"))
+    wider = dataclasses.replace(tiny_model_config, intermediate_size=256)
+    with pytest.raises(UserError, match="does not match"):
+        load_encoder(build_model(wider, "classification", 2), str(tmp_path / "model.ckpt-1"))
