@@ -25,9 +25,14 @@ import tensorflow as tf
 
 from electra_tf.data.errors import DataError
 from electra_tf.finetune import wordnet_tasks
-from electra_tf.finetune.data_config import FILE_SOURCES, SPLITS, FinetuneDataConfig
+from electra_tf.finetune.data_config import (
+    FILE_SOURCES,
+    SPLITS,
+    FinetuneDataConfig,
+    tfds_defaults,
+)
 from electra_tf.finetune.files import Parsed, read_files
-from electra_tf.finetune.tfds_tasks import ERROR_MARKER, read_tfds
+from electra_tf.finetune.tfds_tasks import ERROR_MARKER, builder, read_tfds
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +94,8 @@ def read_examples(data: FinetuneDataConfig, split: str, kind: str) -> tf.data.Da
     """
     if split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS}, got {split!r}")
+    if data.source == "tfds" and data.tfds_name and not tfds_defaults(data.tfds_name):
+        builder(data)              # a misspelt name: say so before asking for its fields
     data = data.resolve(kind)
     if data.source == "tfds":
         dataset, description = read_tfds(data, split, kind)
