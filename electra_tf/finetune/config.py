@@ -246,7 +246,10 @@ def _derive_train(train: dict[str, Any], model: ModelConfig, epochs: float,
                               "examples is unknown")
         out["steps"] = max(1, math.ceil(num_train_examples * epochs / max(batch, 1)))
     steps = _coerce(out["steps"], int, "train.steps")
-    per_epoch = max(1, math.ceil(steps / epochs))
+    if num_train_examples is not None:
+        per_epoch = max(1, math.ceil(num_train_examples / max(batch, 1)))
+    else:
+        per_epoch = max(1, math.ceil(steps / epochs))
     out.setdefault("warmup_steps", int(round(WARMUP_FRACTION * steps)))
     out.setdefault("eval_every", per_epoch if per_epoch < steps else 0)
     out.setdefault("checkpoint_every", min(per_epoch, steps))
