@@ -5,7 +5,8 @@ run on a fresh machine with no download. How they are built (docs/finetune-data.
 
 * Splits: each synset goes to one split by a hash of its id (part of speech + byte offset,
   e.g. ``n02084071``): SHA-256 modulo 10 = 0 is test, 1 is validation, the rest train. The
-  assignment never changes, and a synset's text appears in one split only.
+  assignment never changes. Synsets whose definition another synset shares (1,630 of
+  117,659) are left out, so no definition appears in two splits.
 * ``wordnet_lexname`` (classification): the definition of a synset (the gloss without its
   quoted usage examples and without its lemmas) labelled with its lexicographer class, one of
   the ten in `LEXNAME_CLASSES`. Each split is balanced: every class contributes the same number
@@ -97,10 +98,20 @@ def load_synsets() -> tuple[Synset, ...]:
     return tuple(synsets)
 
 
+@functools.lru_cache(maxsize=1)
+def _unique_definitions() -> tuple[Synset, ...]:
+    """The synsets whose definition no other synset shares (1,630 do: they are left out, so
+    no text appears in two splits)."""
+    counts: dict[str, int] = {}
+    for synset in load_synsets():
+        counts[synset.definition] = counts.get(synset.definition, 0) + 1
+    return tuple(s for s in load_synsets() if counts[s.definition] == 1)
+
+
 def _balanced(split: str, key, classes, per_class: int, keep=lambda s: True) -> list[Synset]:
     """The first `n` synsets of each class in hash order, n the same for every class."""
     by_class: dict[str, list[Synset]] = {c: [] for c in classes}
-    for synset in load_synsets():
+    for synset in _unique_definitions():
         if split_of(synset.bucket) == split and key(synset) in by_class and keep(synset):
             by_class[key(synset)].append(synset)
     n = min(per_class, *(len(v) for v in by_class.values()))
@@ -141,6 +152,8 @@ def tagging_examples(split: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]
         size = 2 + chosen[i].bucket // 10 % 2          # 2 or 3 definitions
         group = chosen[i:i + size]
         i += size
+        if len(group) < 2:                              # a lone last definition is left out
+            break
         words: list[str] = []
         tags: list[str] = []
         for synset in group:
