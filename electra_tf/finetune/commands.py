@@ -20,6 +20,7 @@ import sys
 
 import tensorflow as tf
 
+from electra_tf.config import ConfigError
 from electra_tf.data.errors import DataError
 
 PREDICTIONS_FILE = "predictions_{split}.jsonl"
@@ -118,6 +119,20 @@ def predict(args) -> int:
     else:
         for record in records:
             print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def export(args) -> int:
+    """`electra-tf export` for a fine-tuning run (route here when `is_finetune_run(run_dir)`):
+    --format saved_model (raw text in, labels out) or huggingface; --step is not supported
+    (the best checkpoint is exported, else the latest)."""
+    from electra_tf.finetune.export import export_finetuned
+
+    if getattr(args, "step", None) is not None:
+        raise ConfigError("--step: a fine-tuning run exports its best checkpoint (or the "
+                        "latest); omit --step")
+    out = export_finetuned(args.run_dir, args.out, fmt=args.format)
+    print(f"exported {args.format} to {out}")
     return 0
 
 
