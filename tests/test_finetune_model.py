@@ -117,6 +117,13 @@ def test_warm_start_from_a_pretraining_run(tiny_model_config, tmp_path, objectiv
         tf.train.Checkpoint(model=run_checkpoint(networks)), str(run / "checkpoints"), 1)
     manager.save(checkpoint_number=7)
     assert init_kind(str(run)) == "pretraining_run"
+    assert init_kind(str(run / "checkpoints" / "ckpt-7")) == "pretraining_run"
+    from electra_tf.interop import export_huggingface, write_tf1_checkpoint
+
+    export_huggingface(networks, tiny_model_config, str(run / "hf"), None)
+    write_tf1_checkpoint(networks, str(run / "tf1" / "model.ckpt-7"))
+    assert init_kind(str(run / "hf")) == "huggingface"  # inside a run dir, still HF
+    assert init_kind(str(run / "tf1" / "model.ckpt-7")) == "tf1"
     assert init_model_config(str(run), tiny_model_config) == tiny_model_config
     assert init_vocab(str(run)) == str(run / "vocab.txt")
     model = build_model(tiny_model_config, "classification", 2)

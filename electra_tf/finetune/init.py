@@ -38,10 +38,16 @@ CONFIG_NAME = "config.yaml"
 
 
 def _run_dir_of(path: str) -> str | None:
-    """The run directory that `path` (a run dir, its checkpoints/ dir or a ckpt-N prefix) is
-    part of, or None."""
-    parent = os.path.dirname(path.rstrip("/"))
-    for candidate in (path, parent, os.path.dirname(parent)):
+    """The run directory that `path` is (RUN), or is part of (RUN/checkpoints,
+    RUN/checkpoints/ckpt-N), or None."""
+    path = path.rstrip("/")
+    parent = os.path.dirname(path)
+    candidates = [path]
+    if os.path.basename(path) == "checkpoints":
+        candidates.append(parent)
+    elif os.path.basename(parent) == "checkpoints" and os.path.basename(path).startswith("ckpt-"):
+        candidates.append(os.path.dirname(parent))
+    for candidate in candidates:
         if candidate and tf.io.gfile.exists(os.path.join(candidate, CONFIG_NAME)):
             return candidate
     return None
