@@ -205,3 +205,43 @@ def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="differ"):
         resolve_config(spec(task={"init": "a"}, train={"init_checkpoint": "b"}), model=None,
                        num_train_examples=10, num_labels=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS mock data through prepare_task and the task's steps
+# ---------------------------------------------------------------------------------------------
+
+TFDS_CASES = {"glue/sst2": "classification", "glue/mnli": "classification",
+              "glue/stsb": "regression", "conll2003": "tagging"}
+
+
+@pytest.mark.parametrize("name", sorted(TFDS_CASES))
+def test_tfds_mock_tasks_run(name, tmp_path):
+    import tensorflow_datasets as tfds
+
+    from electra_tf.data.tokenization import SPECIAL_TOKENS
+    from electra_tf.finetune.setup import prepare_task
+
+    kind = TFDS_CASES[name]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(list(SPECIAL_TOKENS) + list("abcdefghij")) + "\n")
+    given = FinetuneSpec({
+        "model": dict(TINY), "task": {"kind": kind, "vocab_file": str(vocab)},
+        "data": {"source": "tfds", "tfds_name": name, "seq_length": 16,
+                 "allow_unaligned": kind == "tagging"},
+        "train": {"run_dir": str(tmp_path / "run"), "batch_size": 4}}, "mock.yaml")
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        task = prepare_task(given)
+        assert task.config.train.steps == math.ceil(6 * 10 / 4)  # small data: 10 epochs
+        model = task.build_model("float32")
+        ctx = tf.distribute.InputContext()
+        train = next(iter(task.dataset_fn("train")(ctx)))
+        out = task.train_step(model, train, context(task, train))
+        assert np.isfinite(float(out.loss))
+        held_out = next(iter(task.dataset_fn("eval")(ctx)))
+        values = task.metrics({k: v.numpy() for k, v in
+                               task.eval_step(model, held_out, context(task, held_out))
+                               .sums.items()},
+                              {k: v.numpy() for k, v in task.eval_step(
+                                  model, held_out, context(task, held_out)).examples.items()})
+    assert task.main_metric in values
