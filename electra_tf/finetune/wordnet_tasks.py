@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 
 from electra_tf.data.errors import DataError
@@ -41,7 +40,6 @@ _FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 _LEXNAME_PER_CLASS = {"train": 1000, "validation": 120, "test": 120}
 _TAGGING_PER_POS = {"train": 2000, "validation": 250, "test": 250}
 _TAGGING_WORDS = (3, 20)           # definitions with this many words (inclusive) are used
-_SEMICOLON = re.compile(r';\s*(?=(?:[^"]*"[^"]*")*[^"]*$)')   # ';' outside double quotes
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,15 @@ def split_of(bucket: int) -> str:
 
 
 def _definition(gloss: str) -> str:
-    parts = [p.strip() for p in _SEMICOLON.split(gloss)]
-    return "; ".join(p for p in parts if p and not p.startswith('"'))
+    """The definitions of a gloss: its ';'-separated parts before the first quoted usage
+    example (quotes are not always balanced in the database, so they are not parsed)."""
+    kept = []
+    for part in (p.strip() for p in gloss.split(";")):
+        if part.startswith('"'):
+            break
+        if part:
+            kept.append(part)
+    return "; ".join(kept)
 
 
 def _lexnames(root: str) -> dict[str, str]:
