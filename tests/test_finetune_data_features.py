@@ -206,3 +206,41 @@ def test_random_batches_match_a_token_by_token_reference(tokenizer):
         assert merged["label_weights"][i].tolist() == first
         assert merged["word_index"][i].tolist() == index
         assert merged["input_mask"][i].tolist() == [int(t != 0) for t in ids]
+
+
+def test_sentencepiece_tokenizer_pairs_and_tagging(tmp_path):
+    import io
+    import random
+
+    import sentencepiece as spm  # the test extra installs it
+
+    from electra_tf.data.tokenization import SentencePieceTokenizer
+
+    rng = random.Random(0)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel".split()
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(" ".join(rng.choice(words) for _ in range(8))
+                               for _ in range(300)),
+        model_writer=model, vocab_size=30, hard_vocab_limit=False, num_threads=1,
+        minloglevel=2, control_symbols=["[CLS]", "[SEP]", "[MASK]"], pad_id=0, unk_id=1,
+        bos_id=-1, eos_id=-1)
+    (tmp_path / "sp.model").write_bytes(model.getvalue())
+    sp = SentencePieceTokenizer(str(tmp_path / "sp.model"))
+    special = sp.special
+    pairs = _classification(["alpha bravo"], ["charlie"], ["x"])
+    (batch,) = _batches(make_features(pairs, sp, LabelSet(("x",)), kind="classification",
+                                      seq_length=12, batch_size=1, training=False, seed=0))
+    a = sp.tokenize(tf.constant(["alpha bravo"])).flat_values.numpy().tolist()
+    b = sp.tokenize(tf.constant(["charlie"])).flat_values.numpy().tolist()
+    expected = [special.cls_id] + a + [special.sep_id] + b + [special.sep_id]
+    assert batch["input_ids"][0].tolist() == expected + [special.pad_id] * (12 - len(expected))
+    tagged = _tagging([["alpha", "bravo", "golf"]], [["B-X", "O", "B-X"]])
+    (batch,) = _batches(make_features(tagged, sp, LabelSet(("O", "B-X"), "tagging"),
+                                      kind="tagging", seq_length=12, batch_size=1,
+                                      training=False, seed=0))
+    firsts = np.flatnonzero(batch["label_weights"][0])
+    assert batch["word_index"][0][firsts].tolist() == [0, 1, 2]
+    assert batch["label_ids"][0][firsts].tolist() == [1, 0, 1]
+    first_piece = sp.tokenize(tf.constant(["golf"])).numpy()[0][0]
+    assert batch["input_ids"][0][firsts[2]] == first_piece
