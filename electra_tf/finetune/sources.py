@@ -47,9 +47,10 @@ def data_errors():
     except tf.errors.InvalidArgumentError as e:
         if ERROR_MARKER not in e.message:
             raise
-        text = e.message.split(ERROR_MARKER, 1)[1]
-        text = re.sub(r"\s+", " ", re.sub(r"\[\[.*", "", text, flags=re.S)).strip()
-        raise DataError(text) from None
+        text = e.message.split(ERROR_MARKER, 1)[1].replace("\\'", "'")
+        text = re.sub(r"\]\s*$", "", re.sub(r"\[\[.*", "", text, flags=re.S))  # graph location
+        parts = [p.strip() for p in re.split(r"\]\s*\[", text)]    # the Assert's data items
+        raise DataError(re.sub(r"\s+", " ", " ".join(p for p in parts if p))) from None
 
 
 def examples_from_lists(parsed: Parsed, kind: str) -> tf.data.Dataset:

@@ -138,9 +138,8 @@ def _tagging(dataset: tf.data.Dataset, features, data: FinetuneDataConfig,
     words_field, tags_field = data.words_field, data.tags_field
     _feature(features, words_field, data, "words_field")
     names = _class_names(_feature(features, tags_field, data, "tags_field"))
-    message = (f"{ERROR_MARKER}{description}: an example's {words_field!r} and {tags_field!r} "
-               "have different lengths; every word needs one tag (data.allow_unaligned=true "
-               "cuts both to the shorter, meant for tfds.testing.mock_data only)")
+    fix = ("every word needs one tag (data.allow_unaligned=true cuts both to the shorter, "
+           "meant for tfds.testing.mock_data only)")
     allow = data.allow_unaligned
 
     @graph_only
@@ -151,7 +150,10 @@ def _tagging(dataset: tf.data.Dataset, features, data: FinetuneDataConfig,
             n = tf.minimum(tf.size(words), tf.size(tags))
             words, tags = words[:n], tags[:n]
         else:
-            check = tf.debugging.assert_equal(tf.size(words), tf.size(tags), message=message)
+            num_words, num_tags = tf.size(words), tf.size(tags)
+            check = tf.debugging.Assert(tf.equal(num_words, num_tags), [
+                f"{ERROR_MARKER}{description}: an example has", num_words,
+                f"{words_field!r} but", num_tags, f"{tags_field!r}; {fix}"])
             with tf.control_dependencies([check]):
                 words = tf.identity(words)
         return {"words": words, "tags": tags}
