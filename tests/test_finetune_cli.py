@@ -23,11 +23,15 @@ def write_config(root, kind, steps):
     data = write_synthetic_task(kind, str(root / "data"), train=2000, validation=200, test=100)
     config = {
         "model": MODEL,
-        "task": {"kind": kind, "init": "none", "vocab_file": str(vocab)},
+        # From random initialisation every layer must learn: no layer-wise decay here (its
+        # factors are tested in test_finetune_lr_decay.py).
+        "task": {"kind": kind, "init": "none", "vocab_file": str(vocab),
+                 "layerwise_lr_decay": 1.0},
         "data": {**{k: v for k, v in dataclasses.asdict(data).items() if v is not None},
                  "seq_length": 20},
-        "train": {"run_dir": str(root / "run"), "steps": steps, "learning_rate": 5e-4,
-                  "warmup_steps": 30, "log_every": 100, "steps_per_execution": 10},
+        "train": {"run_dir": str(root / "run"), "steps": steps, "learning_rate": 3e-4,
+                  "warmup_steps": 30, "log_every": 100, "eval_every": 150,
+                  "steps_per_execution": 10},
     }
     path = root / f"{kind}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -38,7 +42,7 @@ def write_config(root, kind, steps):
 def trained(request, tmp_path_factory):
     kind = request.param
     root = tmp_path_factory.mktemp(f"cli_{kind}")
-    path = write_config(root, kind, steps=400 if kind == "classification" else 300)
+    path = write_config(root, kind, steps=450 if kind == "classification" else 300)
     assert main(["finetune", "--config", str(path)]) == 0
     return kind, root
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.finetune.model import build_model, model_checkpoint
-from electra_tf.interop.names import tf1_to_hf
+from electra_tf.models.names import tf1_to_hf
 
 
 def batch(vocab=512, b=3, length=12, seed=0):

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from electra_tf.config import ModelConfig
-from electra_tf.interop.assign import CheckpointMismatchError
 from electra_tf.interop.huggingface import (
     DISCRIMINATOR,
     SPECIAL_TOKENS,
@@ -25,7 +24,8 @@ from electra_tf.interop.huggingface import (
     _safetensors_numpy,
     _write_json,
 )
-from electra_tf.interop.names import tf1_to_hf
+from electra_tf.models.assign import CheckpointMismatchError
+from electra_tf.models.names import tf1_to_hf
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import yaml
 
 from electra_tf.config import ConfigError, ModelConfig
 from electra_tf.errors import MissingFileError
-from electra_tf.interop.assign import CheckpointMismatchError
+from electra_tf.models.assign import CheckpointMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _source_encoder(init: str, kind: str):
     # classification model): load what is there, then insist on the encoder below.
     summary = load_pretrained(networks, init, allow_partial=True)
     net = networks.encoder_network
-    from electra_tf.interop.names import embeddings_variables, encoder_variables
+    from electra_tf.models.names import embeddings_variables, encoder_variables
 
     wanted = set(embeddings_variables(net.embeddings)) | set(encoder_variables("electra",
                                                                                net.encoder))
@@ -171,7 +171,7 @@ def _source_encoder(init: str, kind: str):
 
 def load_encoder(model, init: str) -> str:
     """Assigns `model`'s encoder from `init`; returns a description of the source."""
-    from electra_tf.interop.names import embeddings_variables, encoder_variables
+    from electra_tf.models.names import embeddings_variables, encoder_variables
 
     kind = init_kind(init)
     if kind == NONE:

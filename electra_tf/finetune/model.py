@@ -16,7 +16,7 @@ sequence head, [B, L, N] for a token head. An extractive-QA head (start/end logi
 HF's `qa_outputs`) is one more `TokenHead` with N = 2: no other change is needed.
 
 Variables have stable TF1-style names (`model_variables`): the encoder's are those of Google's
-checkpoints (`electra/...`), the heads' are `classifier/...`; `tf1_to_hf` of interop/names.py
+checkpoints (`electra/...`), the heads' are `classifier/...`; `tf1_to_hf` of models/names.py
 turns all of them into HF parameter names.
 """
 
@@ -27,8 +27,8 @@ import tensorflow as tf
 from keras import ops
 
 from electra_tf.config import ModelConfig
-from electra_tf.interop.names import embeddings_variables, encoder_variables
 from electra_tf.models.layers import Embeddings, Encoder, gelu, truncated_normal
+from electra_tf.models.names import embeddings_variables, encoder_variables
 
 SEQUENCE_HEAD = "sequence"
 TOKEN_HEAD = "token"

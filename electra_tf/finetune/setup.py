@@ -137,15 +137,6 @@ def prepare_task(spec: FinetuneSpec) -> FinetuneTask:
         raise ConfigError(f"{spec.source}: the encoder has a {config.model.vocab_size}-token "
                           f"vocabulary but the tokenizer ({tokenizer.vocab_path}) has "
                           f"{tokenizer.vocab_size}; set task.vocab_file to the encoder's vocab")
-    run_dir = config.train.run_dir
-    tf.io.gfile.makedirs(run_dir)
-    vocab_copy = os.path.join(run_dir, "vocab.txt")
-    if config.task.vocab_file and not tf.io.gfile.exists(vocab_copy):
-        tf.io.gfile.copy(config.task.vocab_file, vocab_copy)  # the run stays self-contained
-    if labels is not None:
-        if LabelSet.exists(run_dir):
-            LabelSet.load(run_dir).check_matches(labels)
-        labels.save(run_dir)
     log.info("fine-tuning %s: %d labels, %d steps (%.3g epochs of batch %d), learning rate %.3g, "
              "layer-wise decay %.3g", kind, config.task.num_labels, config.train.steps,
              config.task.epochs, config.train.batch_size, config.train.learning_rate,

@@ -48,6 +48,22 @@ class FinetuneTask(Task):
         self.has_validation = has_validation
         self.log_keys = ("loss", "accuracy") if self.kind != "regression" else ("loss",)
 
+    def prepare(self) -> None:
+        """With the run directory locked: save the label set (a resumed run must have the
+        same) and a copy of the vocabulary, so the run stays usable if its source moves."""
+        import os
+
+        run_dir = self.config.train.run_dir
+        tf.io.gfile.makedirs(run_dir)
+        vocab = self.config.task.vocab_file
+        copy = os.path.join(run_dir, "vocab.txt")
+        if vocab and not tf.io.gfile.exists(copy):
+            tf.io.gfile.copy(vocab, copy)
+        if self.labels is not None:
+            if LabelSet.exists(run_dir):
+                LabelSet.load(run_dir).check_matches(self.labels)
+            self.labels.save(run_dir)
+
     # ------------------------------------------------------------------ networks
 
     def build_model(self, precision: str):
