@@ -245,3 +245,38 @@ def test_tfds_mock_tasks_run(name, tmp_path):
                               {k: v.numpy() for k, v in task.eval_step(
                                   model, held_out, context(task, held_out)).examples.items()})
     assert task.main_metric in values
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the loop: a resume mid-epoch is bit-identical
+# ---------------------------------------------------------------------------------------------
+
+
+def test_resume_mid_epoch_is_bit_identical(tmp_path):
+    from electra_tf.data.tokenization import SPECIAL_TOKENS
+    from electra_tf.finetune.setup import prepare_task
+    from electra_tf.finetune.synthetic import SYNTHETIC_WORDS, write_synthetic_task
+    from electra_tf.training.trainer import Trainer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(list(SPECIAL_TOKENS) + list(SYNTHETIC_WORDS)) + "\n")
+    data = write_synthetic_task("classification", str(tmp_path / "data"), train=200,
+                                validation=16, test=16)
+
+    def task(run_dir):
+        return prepare_task(FinetuneSpec({
+            "model": {"preset": "tiny", "embedding_size": 32, "hidden_size": 32,
+                      "num_heads": 2, "intermediate_size": 64, "dropout": 0.1},
+            "task": {"kind": "classification", "vocab_file": str(vocab)},
+            "data": {"source": "csv", "train_path": data.train_path,
+                     "validation_path": data.validation_path, "seq_length": 16},
+            "train": {"run_dir": str(run_dir), "batch_size": 8, "steps": 12,
+                      "checkpoint_every": 6, "eval_every": 6, "log_every": 6}}, "resume"))
+
+    straight = Trainer(task(tmp_path / "a")).train()
+    first = Trainer(task(tmp_path / "b")).train(stop_at=6)  # 6 of 25 steps of an epoch
+    assert first.status == "stopped"
+    resumed = Trainer(task(tmp_path / "b")).train()
+    assert resumed.step == straight.step == 12
+    assert resumed.weights_digest == straight.weights_digest
+    assert resumed.eval_metrics == straight.eval_metrics
