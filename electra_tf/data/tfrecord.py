@@ -11,7 +11,8 @@ incomplete and is refused.
 shards / globs of them). Every directory's metadata must agree with the run's config (sequence
 length, vocabulary, lower-casing and accent stripping), else a `DataError` before training.
 Shards are split between input pipelines by file (by example when there are fewer shards than
-pipelines), read interleaved, shuffled, repeated, and masked in `tf.data` with stateless seeds
+pipelines), read interleaved and shuffled (every example once per epoch, the order new each
+epoch), repeated, and masked in `tf.data` with stateless seeds
 that keep growing with the stream, so every epoch gets fresh masks (as for raw text).
 Evaluation reads `data.eval_paths` (prepared the same way from held-out text) in order.
 """
@@ -206,11 +207,10 @@ def make_dataset(config: RunConfig, special, *, split: str, batch_size: int,
     mask_base = _seed(data, split, pipeline_id, _STAGE_MASK)
     _check_readable(shards, data.seq_length, batch_size if not repeat else 1)
 
+    # One epoch (every example once, in a new order each epoch), then repeated.
     files = tf.data.Dataset.from_tensor_slices(shards)
     if training:
         files = files.shuffle(len(shards), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:
-        files = files.repeat()
     records = files.interleave(
         graph_only(lambda name: tf.data.TFRecordDataset(name, COMPRESSION)),
         cycle_length=min(len(shards), 8) if training else 1, block_length=16,
@@ -220,6 +220,8 @@ def make_dataset(config: RunConfig, special, *, split: str, batch_size: int,
     if training:
         records = records.shuffle(data.shuffle_buffer, seed=shuffle_seed + 1,
                                   reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
     max_predictions, objective = config.max_predictions, config.objective
     seq_length = data.seq_length
 
