@@ -1,4 +1,5 @@
-"""pipelines.prepare_pretraining_data: Beam's examples are the in-graph packer's; metadata; errors."""
+"""pipelines.prepare_pretraining_data: Beam's examples are the in-graph packer's, metadata,
+and bad input."""
 
 import gzip
 import json
@@ -155,7 +156,8 @@ def test_document_per_line_on_two_workers_gives_the_same_examples(corpus, tmp_pa
     prepare(["--output", str(output), "--num_shards", "3", "--seed", "7",
              "--direct_num_workers", "2", "--direct_running_mode", "multi_threading",
              "--set", "data.source=text", "--set", f"data.paths=[{tmp_path}/docs*.txt]",
-             "--set", "data.layout=document_per_line", "--set", f"data.vocab_file={corpus['vocab']}",
+             "--set", "data.layout=document_per_line",
+             "--set", f"data.vocab_file={corpus['vocab']}",
              "--set", f"data.seq_length={SEQ}", "--set", "data.single_segment_prob=0.3"])
     expected, documents, _ = in_graph(files, corpus["vocab"], "document_per_line", seed=7,
                                       single_segment_prob=0.3)

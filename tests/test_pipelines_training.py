@@ -1,7 +1,6 @@
 """Pretraining from prepared shards (data.source: tfrecord): reading, metadata checks, the CLI,
 and a preempted run that resumes bit-identically."""
 
-import json
 import os
 import shutil
 import signal
@@ -140,7 +139,7 @@ def test_pretraining_from_shards_refuses_mismatched_metadata(corpus, prepared, t
         (tmp_path / "run" / "checkpoints").glob("ckpt-*"))
 
 
-STEPS, EVERY = 24, 4
+STEPS, EVERY = 8, 2
 
 
 def test_pretraining_from_shards_resumes_bit_identically(corpus, prepared, tmp_path):  # noqa: F811
@@ -158,7 +157,6 @@ def test_pretraining_from_shards_resumes_bit_identically(corpus, prepared, tmp_p
         while not first.exists() and not done.is_set() and time.monotonic() < deadline:
             time.sleep(0.005)
         if not done.is_set():
-            import os
             os.kill(os.getpid(), signal.SIGTERM)
 
     guard = signal.signal(signal.SIGTERM, lambda signum, frame: late.append(signum))
@@ -171,8 +169,7 @@ def test_pretraining_from_shards_resumes_bit_identically(corpus, prepared, tmp_p
         killer.join(timeout=10)
         signal.signal(signal.SIGTERM, guard)
     assert code == EXIT_PREEMPTED and not late
-    stopped = json.loads(json.dumps(sorted(p.name for p in (split_dir / "checkpoints").iterdir())))
-    assert f"ckpt-{STEPS}.index" not in stopped
+    assert not (split_dir / "checkpoints" / f"ckpt-{STEPS}.index").exists()
     assert cli_main(argv) == 0                      # the same command resumes
     full, resumed = final_weights(full_dir), final_weights(split_dir)
     assert full.keys() == resumed.keys() and len(full) > 10
