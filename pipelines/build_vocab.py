@@ -70,14 +70,11 @@ def count_corpus(argv: list[str] | None = None) -> tuple[collections.Counter, st
     import apache_beam as beam
 
     from pipelines.counting import word_counts
-    from pipelines.documents import corpus_documents, list_corpus
+    from pipelines.documents import corpus_documents, corpus_inputs
 
     args, beam_args = build_parser().parse_known_args(argv)
     config = options.load_run_config(args)
     data = config.data
-    if data.source != "text":
-        raise DataError(f"data.source is {data.source!r}: this job reads text files; set "
-                        "data.source=text and data.paths")
     size = args.size if args.size is not None else data.vocab_size
     if size <= len(SPECIAL_TOKENS):
         raise DataError(f"--size must be above {len(SPECIAL_TOKENS)}, got {size}")
@@ -85,12 +82,12 @@ def count_corpus(argv: list[str] | None = None) -> tuple[collections.Counter, st
     if tf.io.gfile.isdir(out):
         raise DataError(f"cannot write the vocabulary to {out}: it is a directory; give a file "
                         "path such as vocab.txt")
-    files = list_corpus(data.paths)
+    files = corpus_inputs(data)
     directory = os.path.dirname(out) or "."
     prefix = out + ".counts"
     options.prepare_output_dir(directory, [os.path.basename(prefix) + "-*-of-*.tsv"])
     pipeline = options.make_pipeline(args, beam_args)
-    documents = corpus_documents(pipeline, files, data.layout, args.invalid_utf8)
+    documents = corpus_documents(pipeline, data, args.invalid_utf8)
     _ = (word_counts(documents, data)
          | "Format" >> beam.MapTuple(lambda word, count: f"{word}\t{count}")
          | "WriteCounts" >> beam.io.WriteToText(prefix, file_name_suffix=".tsv"))

@@ -4,7 +4,8 @@
         [--set data.paths=[corpus/*.txt]] [--num_shards 64] [--seed 0] \\
         [--runner local --direct_num_workers 2 | --runner DataflowRunner --project P ...]
 
-The run config's data section gives the corpus (data.paths, data.layout), the vocabulary
+The run config's data section gives the corpus (data.paths and data.layout, or a prepared
+TFDS dataset: data.source=tfds, data.tfds_name, data.tfds_split), the vocabulary
 (data.vocab_file, required) and tokenizer settings, data.seq_length and the packing
 probabilities. DIR receives ``examples-SSSSS-of-NNNNN.tfrecord.gz`` and, last and only when the
 job succeeded and made examples, ``metadata.json`` (electra_tf/data/tfrecord.py). Files of an
@@ -54,7 +55,7 @@ def build(pipeline, data, files: list[str], output: str, args) -> None:
     from pipelines.documents import corpus_documents
     from pipelines.examples import STATS, TokenizeAndPack, sum_stats
 
-    documents = corpus_documents(pipeline, files, data.layout, args.invalid_utf8)
+    documents = corpus_documents(pipeline, data, args.invalid_utf8)
     packed = (documents
               | "Batch" >> beam.BatchElements(min_batch_size=1,
                                               max_batch_size=args.batch_documents)
@@ -93,7 +94,8 @@ def finish(data, files: list[str], output: str, args) -> dict:
     if args.num_shards and len(shards) != args.num_shards:
         raise DataError(f"{output} holds {len(shards)} shards, not the {args.num_shards} the job "
                         "wrote: another job writing there? No metadata.json was written")
-    counts["files"] = len(files)
+    if data.source == "text":
+        counts["files"] = len(files)
     metadata = tfrecord.make_metadata(data, inputs=files, shards=shards, counts=counts,
                                       seed=args.seed)
     path = tfrecord.write_metadata(output, metadata)
@@ -107,9 +109,6 @@ def prepare(argv: list[str] | None = None) -> dict:
     args, beam_args = build_parser().parse_known_args(argv)
     config = options.load_run_config(args)
     data = config.data
-    if data.source != "text":
-        raise DataError(f"data.source is {data.source!r}: this job reads text files; set "
-                        "data.source=text and data.paths to the corpus files or globs")
     if data.tokenizer == "wordpiece" and not data.vocab_file:
         raise DataError("data.vocab_file is not set: give the vocabulary to tokenize with (learn "
                         "one with python -m pipelines.build_vocab)")
@@ -118,9 +117,9 @@ def prepare(argv: list[str] | None = None) -> dict:
     load_tokenizer(data)   # a bad vocabulary fails here, not on every worker
     if args.seed < 0 or args.num_shards < 0 or args.batch_documents < 1:
         raise DataError("--seed and --num_shards must be >= 0, --batch_documents >= 1")
-    from pipelines.documents import list_corpus
+    from pipelines.documents import corpus_inputs
 
-    files = list_corpus(data.paths)
+    files = corpus_inputs(data)
     output = args.output.rstrip("/")
     options.prepare_output_dir(output, [tfrecord.METADATA, tfrecord.METADATA + ".tmp",
                                         _STATS + ".json",

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from electra_tf.config import load_config
 from electra_tf.data import DataError
@@ -243,3 +244,70 @@ def test_the_command_prints_one_line_errors(corpus, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert err[0].startswith("prepare_pretraining_data: error: ") and "missing" in err[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# A TensorFlow Datasets split as the corpus (a tiny builder prepared here, offline).
+
+class PipelinesTinyCorpus(tfds.core.GeneratorBasedBuilder):
+    """15 documents of a few sentences (one of only whitespace), as a TFDS text feature."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+            {"text": tfds.features.Text()}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        rng = random.Random(11)
+        for i in range(15):
+            text = " ".join(_sentence(rng) for _ in range(rng.randint(1, 6)))
+            yield i, {"text": text if i != 4 else "  \n "}
+
+
+def _tiny_tfds(data_dir):
+    builder = PipelinesTinyCorpus(data_dir=str(data_dir))
+    builder.download_and_prepare()
+    return builder
+
+
+def test_a_tfds_split_gives_the_in_graph_packers_examples(corpus, tmp_path, monkeypatch):
+    import pipelines.documents
+
+    builder = _tiny_tfds(tmp_path / "tfds")
+    monkeypatch.setattr(pipelines.documents, "TFDS_CHUNK", 4)     # several work items
+    output = tmp_path / "out"
+    sets = ["data.source=tfds", f"data.tfds_name={builder.name}",
+            f"data.tfds_data_dir={tmp_path / 'tfds'}", f"data.vocab_file={corpus['vocab']}",
+            f"data.seq_length={SEQ}", "data.eval_documents=0"]
+    metadata = prepare(["--output", str(output), "--num_shards", "2",
+                        *[a for s in sets for a in ("--set", s)]])
+    # The trainer's TFDS reader, then the in-graph tokenizer and packer per document.
+    from electra_tf.data.sources import open_documents
+    data = load_config(None, sets).data
+    tokenizer = load_tokenizer(data)
+    docs = next(iter(open_documents(data).dataset.ragged_batch(100)))
+    ids = tokenize_documents(tokenizer, docs)
+    stored = [t.numpy() for t in builder.as_dataset(split="train", shuffle_files=False)
+              .map(lambda example: example["text"])]    # the order TFDS stored them in
+    names = [f"tfds:{builder.name}/train#{i}" for i, text in enumerate(stored) if text.strip()]
+    assert len(names) == 14 == int(ids.nrows())
+    seeds = document_seeds(names, 0)
+    expected = []
+    for i in range(int(ids.nrows())):
+        out = pack_documents(ids[i:i + 1], seeds[i], seq_length=SEQ, special=tokenizer.special)
+        arrays = [out[k].numpy() for k in ("input_ids", "input_mask", "segment_ids")]
+        expected += [tuple(tuple(a[r].tolist()) for a in arrays) for r in range(len(arrays[0]))]
+    assert read_shards(output) == sorted(expected)
+    assert metadata["counts"]["documents"] == 14 and metadata["inputs"] == [
+        f"tfds:{builder.name}/train"]
+
+
+def test_an_unprepared_tfds_dataset_is_named(corpus, tmp_path):
+    builder = _tiny_tfds(tmp_path / "tfds")
+    with pytest.raises(DataError, match="no prepared split 'validation'"):
+        run_job(corpus, tmp_path / "out", "data.source=tfds", f"data.tfds_name={builder.name}",
+                f"data.tfds_data_dir={tmp_path / 'tfds'}", "data.tfds_split=validation")
