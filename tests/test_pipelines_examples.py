@@ -165,6 +165,13 @@ def test_document_per_line_on_two_workers_gives_the_same_examples(corpus, tmp_pa
     assert read_shards(output) == expected and documents == 30
 
 
+def test_the_bundle_based_direct_runner_writes_the_same_examples(corpus, prepared, tmp_path):
+    output, metadata = prepared
+    again = run_job(corpus, tmp_path / "out", args=["--runner", "bundle"])
+    assert read_shards(tmp_path / "out") == read_shards(output)
+    assert again["counts"] == metadata["counts"]
+
+
 def test_pack_document_is_pack_documents_on_one_document_and_seeds_are_stable():
     doc = tf.ragged.constant([[[5, 6, 7], [8, 9, 10, 11, 12]], [[13, 14]]], tf.int32)
     from electra_tf.masking import SpecialTokens
