@@ -29,6 +29,14 @@ from electra_tf.sampling import gumbel_sample
 Batch = dict[str, tf.Tensor]
 Ratio = tuple[tf.Tensor, tf.Tensor]  # (numerator, denominator), summed over tokens
 
+# The metrics `electra_objective` returns as ratios, by objective kind (the one list of them).
+MLM_RATIOS = ("masked_lm_loss", "masked_lm_accuracy")
+RATIO_NAMES = {
+    "mlm": MLM_RATIOS,
+    "electra": MLM_RATIOS + ("sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
+                             "disc_precision", "disc_recall"),
+}
+
 
 @dataclass
 class ObjectiveOutput:
