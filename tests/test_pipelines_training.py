@@ -142,6 +142,7 @@ def test_pretraining_from_shards_refuses_mismatched_metadata(corpus, prepared, t
 STEPS, EVERY = 8, 2
 
 
+@pytest.mark.slow
 def test_pretraining_from_shards_resumes_bit_identically(corpus, prepared, tmp_path):  # noqa: F811
     output, _ = prepared
     full_dir, split_dir = tmp_path / "full", tmp_path / "split"
