@@ -140,7 +140,8 @@ def test_learning_rate_multipliers_scale_the_whole_update_decay_included():
     for step in range(2):
         lr = 0.1 * (1 - step / 1000)
         optimizer.apply([tf.constant(g) for g in grads], [kernel, bias])
-        for i, (g, factor, decays) in enumerate(zip(grads, (0.5, 0.25), (True, False))):
+        settings = zip(grads, (0.5, 0.25), (True, False), strict=True)
+        for i, (g, factor, decays) in enumerate(settings):
             m[i] = 0.9 * m[i] + 0.1 * g
             v[i] = 0.999 * v[i] + 0.001 * g * g
             update = m[i] / (np.sqrt(v[i]) + 1e-6) + (0.01 * expected[i] if decays else 0.0)
