@@ -359,4 +359,7 @@ class Trainer:
             log.info("eval step %d: %s", step, format_metrics(values, self.task.log_keys))
             if self.best is not None:
                 self.best.update(step, values)
+            warning = self.task.progress_warning(step, values)
+            if warning:
+                log.warning("%s", warning)
         return values
