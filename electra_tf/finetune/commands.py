@@ -64,7 +64,7 @@ def _checkpoint_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def finetune(args) -> int:
-    from electra_tf.cli import EXIT_PREEMPTED
+    from electra_tf.training.preemption import EXIT_PREEMPTED
     from electra_tf.finetune.config import load_spec
     from electra_tf.finetune.setup import has_split, prepare_task
     from electra_tf.training.trainer import Trainer
