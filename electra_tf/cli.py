@@ -131,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from electra_tf.errors import UserError
-    from electra_tf.training.trainer import NonFiniteLossError
-
     from electra_tf.finetune.commands import HANDLERS
+    from electra_tf.training.trainer import NonFiniteLossError
 
     handlers = {"pretrain": _pretrain, "build-vocab": _build_vocab, "export": _export,
                 **HANDLERS}

@@ -64,9 +64,9 @@ def _checkpoint_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def finetune(args) -> int:
-    from electra_tf.training.preemption import EXIT_PREEMPTED
     from electra_tf.finetune.config import load_spec
     from electra_tf.finetune.setup import has_split, prepare_task
+    from electra_tf.training.preemption import EXIT_PREEMPTED
     from electra_tf.training.trainer import Trainer
 
     task = prepare_task(load_spec(args.config, args.overrides))
