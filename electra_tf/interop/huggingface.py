@@ -169,7 +169,16 @@ def _read_config(directory: str) -> dict:
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-    return _safetensors_numpy().load(files.read_bytes(path))
+    """The arrays in `path`; a damaged or truncated file is a CheckpointMismatchError."""
+    import safetensors
+
+    try:
+        return _safetensors_numpy().load(files.read_bytes(path))
+    except (safetensors.SafetensorError, ValueError) as e:
+        raise CheckpointMismatchError(
+            f"{path} is not a readable safetensors file ({' '.join(str(e).split())}): it is "
+            "damaged or truncated; download or export the model again, or point "
+            "init_checkpoint at an intact copy") from None
 
 
 def _read_weights(directory: str) -> dict[str, np.ndarray]:
