@@ -26,7 +26,8 @@ K = top_k):
         segment_ids           int32   [B, L]
 
   encode(input_word_ids, input_mask, input_type_ids: int32 [B, S]), S <= max positions
-      The BERT encoder convention, for inputs packed elsewhere. Outputs replaced_probability,
+      The BERT encoder convention, for inputs packed elsewhere: ids in [0, vocab size), type
+      ids in [0, type_vocab_size), mask 1 or 0. Outputs replaced_probability,
       sequence_output, pooled_output and input_mask as above, over S.
 
   fill_mask(text: string [B])
@@ -38,6 +39,11 @@ K = top_k):
         mask_positions        int32   [B, M]     position in token_ids, 0 in unused slots
         num_masks             int32   [B]        used slots
         token_ids, input_mask int32   [B, L]
+
+Each signature accepts exactly these shapes and values: any other rank (a scalar string, a
+2-D batch of texts), mismatched shapes or out-of-range ids raise InvalidArgumentError with a
+message naming the signature and the input (the checks run inside the graph; the signatures'
+TensorSpecs have unknown shape so that they can, see `_any_shape`).
 
 A run trained with `objective.kind: mlm` has no discriminator: its encoder is the MLM network,
 and `replaced_probability` is absent.
@@ -83,8 +89,56 @@ def _tf_variables(networks: ElectraNetworks) -> list[tf.Variable]:
     return out
 
 
+def _any_shape(name: str, dtype: tf.DType) -> tf.TensorSpec:
+    """A signature input of unknown shape: its rank is checked inside the graph (`_with_rank`).
+
+    A loaded SavedModel's signature does not enforce the shapes of its TensorSpecs, and the
+    graph's kernels trust them: a [None] spec called with a scalar string crashes the process,
+    a 2-D one is silently cut to its first column. Only an unknown-rank spec keeps the rank
+    check in the graph (a known rank is folded away when the function is traced).
+    """
+    return tf.TensorSpec(None, dtype, name=name)
+
+
 def _strings(name: str) -> tf.TensorSpec:
-    return tf.TensorSpec([None], tf.string, name=name)
+    return _any_shape(name, tf.string)
+
+
+def _with_rank(tensor: tf.Tensor, rank: int, message: str) -> tf.Tensor:
+    """`tensor` (rank 1 or 2) after an in-graph check that raises InvalidArgumentError with
+    `message` when called with another rank.
+
+    The result is reshaped to `rank` dimensions whatever the input, a no-op for a valid one:
+    the graph optimiser does not keep every op behind the check, and an op that received, say,
+    a scalar where it expects a vector would fail first with its own message (or crash).
+    """
+    check = tf.debugging.assert_rank(tensor, rank, message=message)
+    with tf.control_dependencies([check] if check is not None else []):
+        checked = tf.identity(tensor)
+    if rank == 1:
+        return tf.reshape(checked, [-1])
+    if rank == 2:
+        return tf.reshape(checked, [-1, tf.reduce_prod(tf.shape(checked)[1:])])
+    raise ValueError(f"rank {rank} is not supported")
+
+
+def _text_batch(text: tf.Tensor, signature: str, name: str = "text") -> tf.Tensor:
+    return _with_rank(text, 1, (
+        f"{signature}: `{name}` must be a 1-D string tensor of shape [batch]; put a single "
+        "text in a list, and pass one text (not a row of texts) per example"))
+
+
+def _in_range(values: tf.Tensor, low: int, high: int, message: str):
+    """(checks that every value is in [low, high), `values` clipped to that range).
+
+    The clipping is a no-op for valid values; like `_with_rank`'s reshape, it keeps any other
+    op (an embedding lookup) from failing before the checks with a less clear message.
+    """
+    checks = [tf.debugging.assert_greater_equal(values, tf.constant(low, values.dtype),
+                                                message=message),
+              tf.debugging.assert_less(values, tf.constant(high, values.dtype),
+                                       message=message)]
+    return checks, tf.clip_by_value(values, low, high - 1)
 
 
 def graph_function(*input_signature: tf.TensorSpec):
@@ -144,6 +198,7 @@ def _serve_text_function(networks: ElectraNetworks, tokenizer, seq_length: int):
     """serving_default: one text per example."""
     @graph_function(_strings("text"))
     def serve_text(text):
+        text = _text_batch(text, SIGNATURE_TEXT)
         return _text_outputs(networks, [tokenizer.tokenize(text)], seq_length, tokenizer.special)
 
     return serve_text
@@ -153,6 +208,8 @@ def _serve_pair_function(networks: ElectraNetworks, tokenizer, seq_length: int):
     """serving_pair: a text and a second text per example."""
     @graph_function(_strings("text"), _strings("text_pair"))
     def serve_pair(text, text_pair):
+        text = _text_batch(text, SIGNATURE_PAIR)
+        text_pair = _text_batch(text_pair, SIGNATURE_PAIR, "text_pair")
         tf.debugging.assert_equal(tf.shape(text), tf.shape(text_pair), message=(
             "text and text_pair must have the same batch size"))
         return _text_outputs(networks, [tokenizer.tokenize(text), tokenizer.tokenize(text_pair)],
@@ -163,11 +220,17 @@ def _serve_pair_function(networks: ElectraNetworks, tokenizer, seq_length: int):
 
 def _encode_function(networks: ElectraNetworks):
     """encode: the BERT encoder convention, for inputs packed elsewhere."""
-    max_positions = networks.embeddings.max_positions
+    embeddings = networks.embeddings
+    max_positions = embeddings.max_positions
+    names = ("input_word_ids", "input_mask", "input_type_ids")
 
-    @graph_function(*(tf.TensorSpec([None, None], tf.int32, name=name)
-                      for name in ("input_word_ids", "input_mask", "input_type_ids")))
+    @graph_function(*(_any_shape(name, tf.int32) for name in names))
     def encode(input_word_ids, input_mask, input_type_ids):
+        input_word_ids, input_mask, input_type_ids = (
+            _with_rank(tensor, 2, f"{SIGNATURE_ENCODE}: `{name}` must be a 2-D int32 tensor "
+                                  "of shape [batch, length]; put a single sequence in a list")
+            for tensor, name in zip((input_word_ids, input_mask, input_type_ids), names,
+                                    strict=True))
         length = tf.shape(input_word_ids)[1]
         checks = [
             tf.debugging.assert_less_equal(length, max_positions, message=(
@@ -178,8 +241,18 @@ def _encode_function(networks: ElectraNetworks):
             tf.debugging.assert_equal(tf.shape(input_word_ids), tf.shape(input_type_ids),
                                       message="input_type_ids must have the ids' shape"),
         ]
+        id_checks, input_word_ids = _in_range(input_word_ids, 0, embeddings.vocab_size, (
+            f"{SIGNATURE_ENCODE}: input_word_ids must be token ids in [0, "
+            f"{embeddings.vocab_size}) (the model's vocabulary)"))
+        type_checks, input_type_ids = _in_range(input_type_ids, 0, embeddings.type_vocab_size, (
+            f"{SIGNATURE_ENCODE}: input_type_ids must be segment ids in [0, "
+            f"{embeddings.type_vocab_size}) (the model's type_vocab_size)"))
+        mask_checks, input_mask = _in_range(input_mask, 0, 2, (
+            f"{SIGNATURE_ENCODE}: input_mask must be 1 for tokens and 0 for padding"))
+        checks += id_checks + type_checks + mask_checks
         with tf.control_dependencies(checks):
-            input_word_ids = tf.identity(input_word_ids)
+            input_word_ids, input_mask, input_type_ids = (
+                tf.identity(input_word_ids), tf.identity(input_mask), tf.identity(input_type_ids))
         return _encoder_outputs(networks, input_word_ids, input_mask, input_type_ids)
 
     return encode
@@ -210,6 +283,7 @@ def _fill_mask_function(networks: ElectraNetworks, tokenizer, *, seq_length: int
 
     @graph_function(_strings("text"))
     def fill_mask(text):
+        text = _text_batch(text, SIGNATURE_FILL_MASK)
         ids, mask, segment_ids = _pack([_tokenize_with_masks(tokenizer, text)], seq_length,
                                        special)
         is_mask = tf.equal(ids, special.mask_id) & tf.equal(mask, 1)
