@@ -442,3 +442,24 @@ def test_signatures_reject_other_shapes_and_bad_ids(exported, tmp_path):
     for name, (error, message) in results.items():
         assert error == "InvalidArgumentError", (name, error, message[:500])
         assert expected[name] in message, (name, message[:500])
+
+
+def test_saved_model_reexport_replaces_the_earlier_one_in_place(run, exported, tmp_path):
+    import shutil
+
+    from electra_tf.export import export_run
+
+    config, _, _ = run
+    out = str(tmp_path / "saved_model")
+    shutil.copytree(exported, out)
+    with open(os.path.join(out, "README.txt"), "w") as f:
+        f.write("mine")
+    from electra_tf.config import ConfigError
+    with pytest.raises(ConfigError, match=r"files it did not write \(README.txt\)"):
+        export_run(config.train.run_dir, out, step=3)
+    os.remove(os.path.join(out, "README.txt"))
+    assert export_run(config.train.run_dir, out, step=3) == out
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"], "no temporaries left"
+    with open(os.path.join(out, "assets.extra", "electra_tf.json")) as f:
+        assert json.load(f)["checkpoint"].endswith("ckpt-3")
+    tf.saved_model.load(out)

@@ -217,6 +217,16 @@ def _model_dirs(hf_dir: str) -> list[str]:
     return dirs
 
 
+def check_huggingface_dir(hf_dir: str) -> int:
+    """Reads every model directory's config.json and weights in `hf_dir` (errors as
+    `load_huggingface` gives them); returns the number of tensors read."""
+    count = 0
+    for directory in _model_dirs(hf_dir):
+        _read_config(directory)
+        count += len(_read_weights(directory))
+    return count
+
+
 def _check_config(directory: str, config: dict, network) -> None:
     """Warns about settings that change outputs without changing any shape."""
     if network is None:
