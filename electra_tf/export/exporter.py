@@ -21,21 +21,9 @@ log = logging.getLogger(__name__)
 FORMATS = ("saved_model", "huggingface")
 
 
-def _checkpoint_steps(directory: str) -> list[int]:
-    state = tf.train.get_checkpoint_state(directory)
-    paths = list(state.all_model_checkpoint_paths) if state else []
-    steps = []
-    for path in paths:
-        suffix = os.path.basename(path).rsplit("-", 1)[-1]
-        if suffix.isdigit() and tf.io.gfile.exists(
-                os.path.join(directory, os.path.basename(path)) + ".index"):
-            steps.append(int(suffix))
-    return sorted(steps)
-
-
 def _check_run_dir(run_dir: str, step: int | None) -> str:
     """Raises a FileNotFoundError naming the missing piece; returns the config path."""
-    from electra_tf.training.checkpoints import CHECKPOINT_DIR, CONFIG_NAME
+    from electra_tf.training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, saved_steps
 
     if not tf.io.gfile.isdir(run_dir):
         raise FileNotFoundError(
@@ -47,7 +35,7 @@ def _check_run_dir(run_dir: str, step: int | None) -> str:
             f"{config_path} not found: {run_dir} is not a run directory written by "
             "`electra-tf pretrain` (it saves config.yaml there before the first step)")
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
-    steps = _checkpoint_steps(directory) if tf.io.gfile.isdir(directory) else []
+    steps = saved_steps(run_dir)
     if not steps and tf.train.latest_checkpoint(directory) is None:
         raise FileNotFoundError(
             f"no checkpoint in {directory}: the run has not saved one yet; train longer (see "
