@@ -8,6 +8,7 @@ in `electra_tf.export.saved_model`; `demo.run_demo` shows the exported discrimin
 replaced word.
 """
 
-from electra_tf.export.exporter import FORMATS, export_run, load_run, load_run_tokenizer
+from electra_tf.export.exporter import FORMATS, export_run, load_run
+from electra_tf.training.run_tokenizer import load_run_tokenizer
 
 __all__ = ["FORMATS", "export_run", "load_run", "load_run_tokenizer"]

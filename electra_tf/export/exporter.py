@@ -1,7 +1,7 @@
 """The exporter: restores a run directory's networks and tokenizer and writes them out.
 
-`load_run` checks the run directory and restores a checkpoint into float32 networks,
-`load_run_tokenizer` finds the run's vocabulary even if the run moved, and `export_run` writes
+`load_run` checks the run directory and restores a checkpoint into float32 networks (the
+run's vocabulary is found by `training.run_tokenizer.load_run_tokenizer`), and `export_run` writes
 a SavedModel (`electra_tf.export.saved_model`) or HuggingFace directories
 (`electra_tf.interop.huggingface`).
 """
@@ -15,74 +15,13 @@ import secrets
 import tensorflow as tf
 
 from electra_tf.config import ConfigError, RunConfig, read_saved_config
+from electra_tf.errors import short_message
+from electra_tf.training.run_dir import check_saved_run
+from electra_tf.training.run_tokenizer import load_run_tokenizer
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("saved_model", "huggingface")
-
-
-def _check_run_dir(run_dir: str, step: int | None) -> str:
-    """Raises a FileNotFoundError naming the missing piece; returns the config path."""
-    from electra_tf.training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, saved_steps
-
-    if not tf.io.gfile.isdir(run_dir):
-        raise FileNotFoundError(
-            f"run directory {run_dir} does not exist; pass the train.run_dir of a pretraining "
-            "run with --run-dir")
-    config_path = os.path.join(run_dir, CONFIG_NAME)
-    if not tf.io.gfile.exists(config_path):
-        raise FileNotFoundError(
-            f"{config_path} not found: {run_dir} is not a run directory written by "
-            "`electra-tf pretrain` (it saves config.yaml there before the first step)")
-    directory = os.path.join(run_dir, CHECKPOINT_DIR)
-    steps = saved_steps(run_dir)
-    if not steps and tf.train.latest_checkpoint(directory) is None:
-        raise FileNotFoundError(
-            f"no checkpoint in {directory}: the run has not saved one yet; train longer (see "
-            "train.checkpoint_every) or check --run-dir")
-    if step is not None and not tf.io.gfile.exists(
-            os.path.join(directory, f"ckpt-{step}.index")):
-        available = ", ".join(str(s) for s in steps) or "none listed"
-        raise FileNotFoundError(
-            f"no checkpoint for step {step} in {directory} (available steps: {available}); "
-            "pick one of those with --step, or omit --step for the latest")
-    return config_path
-
-
-def _resolve(path: str | None, run_dir: str, what: str, field_name: str) -> str | None:
-    """`path` as saved in the config, else the same file name inside the run dir (runs are
-    often moved, and relative paths are relative to where training ran)."""
-    if path is None:
-        return None
-    candidates = [path, os.path.join(run_dir, os.path.basename(path))]
-    for candidate in candidates:
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    raise FileNotFoundError(
-        f"the run's {what} ({field_name}: {path}) was not found, nor in {run_dir}; copy it "
-        f"to {candidates[1]} or fix {field_name} in {os.path.join(run_dir, 'config.yaml')}")
-
-
-def load_run_tokenizer(config: RunConfig, run_dir: str):
-    """The tokenizer the run trained with, with its vocab found even if the run moved."""
-    from electra_tf.data.tokenization import load_tokenizer
-
-    data = config.data
-    vocab_path = None
-    if data.tokenizer == "wordpiece":
-        vocab_path = _resolve(data.vocab_file or os.path.join(run_dir, "vocab.txt"), run_dir,
-                              "WordPiece vocab", "data.vocab_file")
-        data.vocab_file = vocab_path
-    else:
-        data.sentencepiece_model = _resolve(data.sentencepiece_model, run_dir,
-                                            "SentencePiece model", "data.sentencepiece_model")
-    tokenizer = load_tokenizer(data, vocab_path)
-    if tokenizer.vocab_size != config.model.vocab_size:
-        raise ConfigError(
-            f"the run's model has a {config.model.vocab_size}-token vocabulary but its "
-            f"tokenizer ({tokenizer.vocab_path}) has {tokenizer.vocab_size} tokens; point "
-            "data.vocab_file in the run's config.yaml at the vocab it trained with")
-    return tokenizer
 
 
 def load_run(run_dir: str, step: int | None = None):
@@ -90,7 +29,7 @@ def load_run(run_dir: str, step: int | None = None):
     from electra_tf.models import build_networks
     from electra_tf.training.checkpoints import restore_networks
 
-    config_path = _check_run_dir(run_dir, step)
+    config_path = check_saved_run(run_dir, step)
     config = read_saved_config(config_path)
     networks = build_networks(config.model, config.objective.kind, "float32")
     try:
@@ -98,8 +37,7 @@ def load_run(run_dir: str, step: int | None = None):
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         from electra_tf.interop import CheckpointMismatchError
 
-        detail = " ".join(str(e).split())
-        detail = detail[:240] + (" ..." if len(detail) > 240 else "")
+        detail = short_message(e, 240)
         raise CheckpointMismatchError(
             f"the checkpoint in {run_dir} does not match the networks its {config_path} "
             f"describes ({detail}); was config.yaml edited, or the run written by another "
@@ -217,7 +155,7 @@ def export_run(run_dir: str, out: str, fmt: str = "saved_model", step: int | Non
     if tf.io.gfile.exists(out) and not tf.io.gfile.isdir(out):
         raise ConfigError(f"{out} is a file; give a directory to export to with --out")
     config, networks, checkpoint = load_run(run_dir, step)
-    tokenizer = load_run_tokenizer(config, run_dir)
+    config, tokenizer = load_run_tokenizer(config, run_dir)
     replace = _check_out(out, fmt)  # only once everything the export needs has loaded
     _remove_leftovers(out)
     parent = os.path.dirname(out)
@@ -238,4 +176,4 @@ def export_run(run_dir: str, out: str, fmt: str = "saved_model", step: int | Non
     return out
 
 
-__all__ = ["FORMATS", "export_run", "load_run", "load_run_tokenizer"]
+__all__ = ["FORMATS", "export_run", "load_run"]
