@@ -127,3 +127,55 @@ def test_shipped_configs_load(name):
     config = load_config(f"configs/{name}.yaml")
     if name != "quickstart":
         assert config.model == model_preset(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs on a non-local filesystem (gs:// in practice): TensorFlow's in-memory ram:// stands in.
+
+def _ram_dir(tmp_path):
+    """A fresh directory on TensorFlow's in-memory filesystem (process-wide, so named per test)."""
+    import tensorflow as tf
+
+    path = f"ram://{tmp_path.name}"
+    tf.io.gfile.makedirs(path)
+    return path
+
+
+def test_config_is_read_from_a_non_local_filesystem(tmp_path):
+    import tensorflow as tf
+
+    path = f"{_ram_dir(tmp_path)}/run.yaml"
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("model:\n  preset: tiny\ntrain:\n  steps: 12\n")
+    config = load_config(path, ["train.batch_size=4"])
+    assert config.train.steps == 12 and config.train.batch_size == 4
+    assert config.model.hidden_size == 128
+    with pytest.raises(ConfigError, match=f"config file {path}x does not exist"):
+        load_config(path + "x")
+
+
+def test_saved_config_round_trips_on_a_non_local_filesystem(tmp_path):
+    import tensorflow as tf
+
+    directory = _ram_dir(tmp_path)
+    config = config_from_dict({"model": {"preset": "tiny"}, "train": {"steps": 7}})
+    save_config(config, f"{directory}/config.yaml")
+    assert read_saved_config(f"{directory}/config.yaml") == config
+    assert tf.io.gfile.listdir(directory) == ["config.yaml"]  # no temporary file left
+
+
+def test_a_failed_save_keeps_the_earlier_config(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    path = str(tmp_path / "config.yaml")
+    first = config_from_dict({"train": {"steps": 7}})
+    save_config(first, path)
+
+    def no_rename(*args, **kwargs):  # the write of the new file succeeded, its rename fails
+        raise tf.errors.PermissionDeniedError(None, None, "rename refused")
+
+    monkeypatch.setattr(tf.io.gfile, "rename", no_rename)
+    with pytest.raises(tf.errors.PermissionDeniedError):
+        save_config(config_from_dict({"train": {"steps": 8}}), path)
+    assert read_saved_config(path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]

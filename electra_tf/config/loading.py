@@ -1,15 +1,18 @@
 """Loading a `RunConfig` from YAML, overriding fields from the command line, saving it.
 
 Unknown keys and wrongly typed values are errors that name the file and the dotted field path.
+Every file is read and written through `tf.io.gfile`, so configs can live on gs:// (TensorFlow
+is imported only when a file is touched).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
-from pathlib import Path
+import uuid
 from typing import Any
 
 import yaml
@@ -151,44 +154,81 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-                ) -> RunConfig:
+def _read_text(path: str) -> str:
+    """The UTF-8 text of a local or remote file; a ConfigError if it cannot be read."""
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+    except tf.errors.OpError as e:
+        raise ConfigError(f"cannot read {path}: {e.message}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save the config as "
+                          "UTF-8") from None
+
+
+def _parse_yaml(path: str, text: str) -> Any:
+    """The YAML document in `text`; a syntax error is a one-line ConfigError with its position."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        detail = problem if problem else " ".join(str(e).split())
+        raise ConfigError(f"{path} is not valid YAML: {where}{detail}") from None
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (local or remote)."""
+    import tensorflow as tf
+
+    try:
+        exists = tf.io.gfile.exists(path)
+    except tf.errors.OpError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.message}") from None
+    if not exists:
+        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    data = _parse_yaml(path, _read_text(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with sections "
+                          "model, objective, data, train")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Loads a YAML run config (or the defaults when `path` is None) and applies overrides."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save the config as "
-                              "UTF-8") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping with sections "
-                              "model, objective, data, train")
+        source = os.fspath(path)
+        data = _read_config_file(source)
     for text in overrides:
         data = _merge(data, parse_override(text))
     return config_from_dict(data, source)
 
 
 def save_config(config: RunConfig, path: str) -> None:
-    """Writes the resolved config as YAML (through tf.io.gfile, so gs:// works), atomically."""
+    """Writes the resolved config as YAML (through tf.io.gfile, so gs:// works), atomically: into
+    a temporary file beside `path`, renamed over it once complete (a failed save leaves the
+    earlier file as it was and removes the temporary one)."""
     import tensorflow as tf
 
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(config.to_yaml())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    text = config.to_yaml()
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):  # only after a failure
+            tf.io.gfile.remove(tmp)
 
 
 def read_saved_config(path: str) -> RunConfig:
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "r") as f:
-        data = yaml.safe_load(f.read())
-    return config_from_dict(data, path)
+    """Reads the config a run saved in its directory (local or remote)."""
+    return config_from_dict(_parse_yaml(path, _read_text(path)), path)
