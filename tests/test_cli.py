@@ -148,6 +148,34 @@ def test_build_vocab_into_a_directory_is_a_clear_error(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.parametrize("content, problem", [
+    ("", "is empty"),                        # was: the defaults, "a different model"
+    ("model: {num_layers: [2\n", "is not valid YAML"),  # was: a YAML traceback
+])
+@pytest.mark.parametrize("command", ["pretrain", "export"])
+def test_a_damaged_run_config_is_one_line_that_says_how_to_recover(tmp_path, capsys, command,
+                                                                    content, problem):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    # Export looks for a checkpoint first: a listed one (its content does not matter here).
+    (run_dir / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    (run_dir / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    saved = run_dir / "config.yaml"
+    saved.write_text(content)
+    if command == "pretrain":
+        argv = _tiny_pretrain_args(_write_corpus(tmp_path), run_dir, "train.steps=2")
+    else:
+        argv = ["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "export")]
+    assert main(argv) == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, command, f"{saved} {problem}",
+                          "rerun the `electra-tf pretrain` command", f"move {run_dir} away")
+    assert saved.read_text() == content  # left as it was, for the user to look at
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint",
+                                                                            "ckpt-1.index"]
+    assert not (tmp_path / "export").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Exit codes of `electra-tf pretrain`: 143 after SIGTERM (checkpoint saved, rerun resumes) and
 # 3 when the loss becomes NaN/Inf (the last good checkpoint is left alone).

@@ -179,3 +179,24 @@ def test_a_failed_save_keeps_the_earlier_config(tmp_path, monkeypatch):
         save_config(config_from_dict({"train": {"steps": 8}}), path)
     assert read_saved_config(path) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty"),
+    (b"# only a comment\n", "is empty"),
+    (b"model: [unclosed\n", "is not valid YAML: line 2, column 1"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+    (b"- 1\n- 2\n", "the top level is not a mapping"),
+    (b"model:\n  hidden: 3\nobjective: {}\ndata: {}\ntrain: {}\n", "unknown field(s) ['hidden']"),
+    (b"model:\n  num_layers: 2\nobjective:\n  kind: electra\n", "has no data, train section"),
+])
+def test_a_damaged_saved_config_says_how_to_recover(tmp_path, content, problem):
+    path = tmp_path / "run" / "config.yaml"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        read_saved_config(str(path))
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message and problem in message, message
+    assert "rerun the `electra-tf pretrain` command" in message
+    assert f"move {path.parent} away" in message

@@ -137,9 +137,9 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     for section, value in data.items():
         if value is not None and not isinstance(value, dict):
             field_line = "preset: small" if section == "model" else "field: value"
-            example = f"{section}:\n  {field_line}"
             raise ConfigError(f"{source}: section {section!r} must be a mapping of fields, got "
-                              f"{value!r} (write it as\n{example})")
+                              f"{value!r} (write it as `{section}:` followed by indented lines "
+                              f"such as `  {field_line}`)")
     model = dict(data.get("model") or {})
     preset = model.pop("preset", None)
     if preset is not None:
@@ -230,5 +230,22 @@ def save_config(config: RunConfig, path: str) -> None:
 
 
 def read_saved_config(path: str) -> RunConfig:
-    """Reads the config a run saved in its directory (local or remote)."""
-    return config_from_dict(_parse_yaml(path, _read_text(path)), path)
+    """Reads the config a run saved in its directory (local or remote). A damaged, empty or
+    invalid one is a ConfigError that names the file and how to recover."""
+    run_dir = os.path.dirname(path) or "."
+    fix = (f"it is the config {run_dir} was started with: delete it and rerun the "
+           "`electra-tf pretrain` command that started the run (it saves the config again and "
+           f"resumes from the checkpoints), or move {run_dir} away to start a new run there")
+    try:
+        data = _parse_yaml(path, _read_text(path))
+        if data is None:
+            raise ConfigError(f"{path} is empty")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level is not a mapping of sections")
+        missing = [f.name for f in dataclasses.fields(RunConfig) if f.name not in data]
+        if missing:  # save_config writes every section: the file was cut short or edited
+            raise ConfigError(f"{path} is incomplete: it has no {', '.join(missing)} "
+                              "section(s)")
+        return config_from_dict(data, path)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; {fix}") from None
