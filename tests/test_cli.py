@@ -80,6 +80,15 @@ def test_bad_config_is_one_clear_line(tmp_path, capsys):
                           "not divisible by model.num_heads")
 
 
+def test_an_empty_config_file_is_one_clear_line(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set yet\n")
+    code = main(["pretrain", "--config", str(empty), "--set", f"train.run_dir={tmp_path / 'r'}"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "pretrain", f"config file {empty} is empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]
+
+
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
     code = main(["pretrain", "--config", "configs/quickstart.yaml",
                  "--set", f"train.run_dir={tmp_path}", "--set", "data.source=text",

@@ -200,3 +200,36 @@ def test_a_damaged_saved_config_says_how_to_recover(tmp_path, content, problem):
     assert "\n" not in message and str(path) in message and problem in message, message
     assert "rerun the `electra-tf pretrain` command" in message
     assert f"move {path.parent} away" in message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# model:\n#   preset: tiny\n", "---\n"])
+def test_an_empty_config_file_is_an_error_not_the_defaults(tmp_path, content):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=f"config file {path} is empty .*see configs/"):
+        load_config(path, ["train.steps=5"])
+
+
+def test_a_config_without_train_steps_says_which_default_it_uses(tmp_path, caplog):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  seq_length: 64\n")
+    with caplog.at_level("WARNING", logger="electra_tf.config"):
+        config = load_config(path)
+    assert config.train.steps == 1_000_000
+    assert f"{path} does not set train.steps: the run uses the default, 1000000 steps" \
+        in caplog.text
+    assert f"{path} sets no model section: the run uses the default model (12 layers" \
+        in caplog.text
+
+
+@pytest.mark.parametrize("content, overrides", [
+    ("model:\n  preset: tiny\ntrain:\n  steps: 10\n", []),
+    ("model:\n  preset: tiny\n", ["train.steps=10"]),
+])
+def test_a_config_that_sets_steps_and_model_logs_no_default(tmp_path, caplog, content,
+                                                              overrides):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    with caplog.at_level("WARNING", logger="electra_tf.config"):
+        assert load_config(path, overrides).train.steps == 10
+    assert "default" not in caplog.text

@@ -8,6 +8,7 @@ is imported only when a file is touched).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import types
@@ -18,6 +19,8 @@ from typing import Any
 import yaml
 
 from electra_tf.config.schema import MODEL_PRESETS, ConfigError, RunConfig
+
+log = logging.getLogger(__name__)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -193,10 +196,28 @@ def _read_config_file(path: str) -> dict[str, Any]:
     if not exists:
         raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
     data = _parse_yaml(path, _read_text(path))
+    if data is None:  # the defaults are a 1,000,000-step base-size run: never by accident
+        raise ConfigError(f"config file {path} is empty (no settings, only blank lines or "
+                          "comments); write at least the model and train sections, e.g. "
+                          "`model: {preset: small}` and `train: {steps: 1000}`; see configs/ "
+                          "for examples")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with sections "
                           "model, objective, data, train")
     return data
+
+
+def _warn_about_defaults(data: dict[str, Any], config: RunConfig, source: str) -> None:
+    """Says which defaults a config file leaves in charge of the run's length and size."""
+    train, model = data.get("train") or {}, data.get("model") or {}
+    if "steps" not in train:
+        log.warning("%s does not set train.steps: the run uses the default, %d steps", source,
+                    config.train.steps)
+    if not model:
+        m = config.model
+        log.warning("%s sets no model section: the run uses the default model (%d layers, "
+                    "hidden size %d); set model.preset (tiny, small, base, large) to choose",
+                    source, m.num_layers, m.hidden_size)
 
 
 def load_config(path: str | os.PathLike | None = None,
@@ -209,7 +230,10 @@ def load_config(path: str | os.PathLike | None = None,
         data = _read_config_file(source)
     for text in overrides:
         data = _merge(data, parse_override(text))
-    return config_from_dict(data, source)
+    config = config_from_dict(data, source)
+    if path is not None:
+        _warn_about_defaults(data, config, source)
+    return config
 
 
 def save_config(config: RunConfig, path: str) -> None:
