@@ -166,10 +166,56 @@ def _pretrain(args) -> int:
     return EXIT_PREEMPTED if result.status == "preempted" else 0
 
 
+def _existing_ancestor(path: str) -> str | None:
+    """The nearest directory (or file) above `path` that exists, if one can be found."""
+    import tensorflow as tf
+
+    current = os.path.dirname(path.rstrip("/")) or "."
+    while not tf.io.gfile.exists(current):
+        parent = os.path.dirname(current)
+        if not parent or parent == current or parent.endswith(":"):  # "gs:" of gs://bucket
+            return None
+        current = parent
+    return current
+
+
+def check_output_file(out: str, what: str) -> None:
+    """Fails at once if `out` (local or remote) cannot become a file: it is a directory, a
+    directory on its way is a file, or its directory is not writable (a probe file is written
+    and removed). Checked before work that takes minutes, such as learning a vocabulary."""
+    import tensorflow as tf
+
+    from electra_tf.data import DataError
+
+    problem = f"cannot write {what} to {out}"
+    try:
+        if tf.io.gfile.isdir(out):
+            raise DataError(f"{problem}: it is a directory; give a file path such as "
+                            f"{out.rstrip('/')}/vocab.txt")
+        ancestor = _existing_ancestor(out)
+        if ancestor is None:
+            return  # nothing to probe (a bucket that is not listed, say); the write will tell
+        if not tf.io.gfile.isdir(ancestor):
+            raise DataError(f"{problem}: {ancestor} is a file, not a directory")
+        probe = os.path.join(ancestor, f".electra-tf-write-test-{os.getpid()}")
+        try:
+            with tf.io.gfile.GFile(probe, "w") as f:
+                f.write("")
+        except tf.errors.OpError as e:
+            raise DataError(f"{problem}: cannot create files in {ancestor} ({e.message}); "
+                            "choose another --out or fix the directory's permissions") from None
+        finally:
+            if tf.io.gfile.exists(probe):
+                tf.io.gfile.remove(probe)
+    except tf.errors.OpError as e:
+        raise DataError(f"{problem}: {e.message}") from None
+
+
 def _build_vocab(args) -> int:
     from electra_tf.config import load_config
     from electra_tf.data import build_vocab
 
+    check_output_file(args.out, "the vocabulary")
     config = load_config(args.config, args.overrides)
     size = args.size if args.size is not None else config.data.vocab_size
     path = build_vocab(config.data, args.out, size)

@@ -185,6 +185,81 @@ def test_a_damaged_run_config_is_one_line_that_says_how_to_recover(tmp_path, cap
     assert not (tmp_path / "export").exists()
 
 
+@pytest.fixture
+def learning_forbidden(monkeypatch):
+    """build-vocab's checks must come before the corpus is read: reading it fails the test."""
+    import electra_tf.data.vocab as vocab
+
+    def count_words(*args, **kwargs):
+        raise AssertionError("the corpus was read before --out was checked")
+
+    monkeypatch.setattr(vocab, "count_words", count_words)
+
+
+@pytest.mark.parametrize("out, message", [
+    ("out", "cannot write the vocabulary to {tmp}/out: it is a directory"),
+    ("a_file/vocab.txt", "cannot write the vocabulary to {tmp}/a_file/vocab.txt: {tmp}/a_file "
+                         "is a file, not a directory"),
+    ("a_file/deeper/vocab.txt", "{tmp}/a_file is a file, not a directory"),
+])
+def test_build_vocab_checks_out_before_reading_the_corpus(tmp_path, capsys, learning_forbidden,
+                                                          out, message):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    code = main(["build-vocab", "--out", str(tmp_path / out), "--size", "100"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "build-vocab",
+                          message.format(tmp=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "out"]
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_build_vocab_into_an_unwritable_directory_fails_up_front(tmp_path, capsys,
+                                                                 learning_forbidden,
+                                                                 monkeypatch):
+    # Permissions cannot be relied on (tests may run as root): the filesystem refuses instead.
+    refuse = tf.io.gfile.GFile
+
+    def read_only(path, mode="r"):
+        if "w" in mode:
+            raise tf.errors.PermissionDeniedError(None, None, f"{path}; Read-only file system")
+        return refuse(path, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", read_only)
+    code = main(["build-vocab", "--out", str(tmp_path / "new" / "vocab.txt"), "--size", "100"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "build-vocab",
+                          f"cannot write the vocabulary to {tmp_path}/new/vocab.txt: cannot "
+                          f"create files in {tmp_path}", "Read-only file system")
+    assert not any(tmp_path.iterdir())
+
+
+def test_build_vocab_into_a_new_directory(tmp_path, capsys):
+    corpus = _write_corpus(tmp_path)
+    out = tmp_path / "new" / "deeper" / "vocab.txt"
+    code = main(["build-vocab", "--config", "configs/quickstart.yaml", "--set", "data.source=text",
+                 "--set", f"data.paths=[{corpus}]", "--set", "data.eval_documents=0",
+                 "--out", str(out), "--size", "50"])
+    assert code == 0, capsys.readouterr().err
+    assert out.read_text().split("\n")[:2] == ["[PAD]", "[UNK]"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "new"]  # no probe left
+
+
+def test_config_that_is_a_directory_says_so(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = main(["pretrain", "--config", str(tmp_path)])
+    assert code == EXIT_ERROR
+    line = assert_one_line_error(capsys.readouterr().err, "pretrain",
+                                 f"config file {tmp_path} is a directory; give the path of a "
+                                 "YAML config file")
+    assert "does not exist" not in line and "its saved config" not in line
+    (run_dir / "config.yaml").write_text("model: {preset: tiny}\n")
+    assert main(["pretrain", "--config", str(run_dir)]) == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "pretrain",
+                          f"its saved config {run_dir}/config.yaml")
+
+
 # ---------------------------------------------------------------------------------------------
 # Exit codes of `electra-tf pretrain`: 143 after SIGTERM (checkpoint saved, rerun resumes) and
 # 3 when the loss becomes NaN/Inf (the last good checkpoint is left alone).

@@ -233,3 +233,12 @@ def test_a_config_that_sets_steps_and_model_logs_no_default(tmp_path, caplog, co
     with caplog.at_level("WARNING", logger="electra_tf.config"):
         assert load_config(path, overrides).train.steps == 10
     assert "default" not in caplog.text
+
+
+def test_a_config_path_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory; give the path "
+                                          "of a YAML config file, e.g. configs/quickstart.yaml"):
+        load_config(tmp_path)
+    directory = _ram_dir(tmp_path)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(directory)

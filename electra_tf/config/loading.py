@@ -191,10 +191,17 @@ def _read_config_file(path: str) -> dict[str, Any]:
 
     try:
         exists = tf.io.gfile.exists(path)
+        directory = exists and tf.io.gfile.isdir(path)
+        saved = directory and tf.io.gfile.exists(os.path.join(path, "config.yaml"))
     except tf.errors.OpError as e:
         raise ConfigError(f"cannot read config file {path}: {e.message}") from None
     if not exists:
         raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if directory:
+        hint = (f" (for the run in that directory, its saved config "
+                f"{os.path.join(path, 'config.yaml')})" if saved else "")
+        raise ConfigError(f"config file {path} is a directory; give the path of a YAML config "
+                          f"file{hint}, e.g. configs/quickstart.yaml")
     data = _parse_yaml(path, _read_text(path))
     if data is None:  # the defaults are a 1,000,000-step base-size run: never by accident
         raise ConfigError(f"config file {path} is empty (no settings, only blank lines or "
