@@ -27,8 +27,9 @@ from electra_tf.data.errors import VocabError
 from electra_tf.masking import SpecialTokens
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-_FIX = ("give a BERT vocab.txt that has them, or build one with `electra-tf build-vocab` "
-        "(leaving data.vocab_file unset builds one into the run directory)")
+_FIX = ("give a BERT vocab.txt that has the special tokens [PAD] [UNK] [CLS] [SEP] [MASK], or "
+        "build one with `electra-tf build-vocab` (leaving data.vocab_file unset builds one into "
+        "the run directory)")
 
 
 def normalize(texts: tf.Tensor, lower_case: bool, strip_accents: bool) -> tf.Tensor:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from electra_tf.config import ConfigError, TrainConfig
+from electra_tf.config import ConfigError, TrainConfig, save_config
 from electra_tf.errors import MissingFileError, short_message
 from electra_tf.training.optimizer import WarmupLinearDecay
 
@@ -83,16 +83,9 @@ def prepare_run_dir(task: Task, chief: bool = True) -> None:
             _warn_if_schedule_changes(saved.train, config.train)
         if chief:
             tf.io.gfile.makedirs(run_dir)
-            _write_atomically(path, config.to_yaml())
+            save_config(config, path)
     except tf.errors.OpError as e:
         raise unusable(run_dir, e) from None
-
-
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _warn_if_schedule_changes(saved: TrainConfig, new: TrainConfig) -> None:
