@@ -1,4 +1,4 @@
-"""The `electra-tf` command line: pretrain, build-vocab, export."""
+"""The `electra-tf` command line: pretrain, build-vocab, export, finetune, evaluate, predict."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import logging
 import os
 import sys
 
+from electra_tf.training import preemption
+from electra_tf.training.preemption import EXIT_PREEMPTED  # 143: SIGTERM, checkpoint saved
+
 EXIT_ERROR = 1      # bad input: config, data, checkpoint
 EXIT_NAN = 3        # the loss became NaN/Inf
-EXIT_PREEMPTED = 143  # SIGTERM: a checkpoint was saved, rerun the same command to resume
 
 log = logging.getLogger("electra_tf")
 
@@ -68,15 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--demo", action="store_true",
                         help="after exporting a SavedModel, load it and show the "
                              "discriminator flagging a replaced word")
+    from electra_tf.finetune.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
 def _pretrain(args) -> int:
     from electra_tf.config import load_config
+    from electra_tf.pretraining import PretrainingTask
     from electra_tf.training.trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    result = Trainer(config).train()
+    result = Trainer(PretrainingTask(config)).train()
     run_dir = config.train.run_dir
     print(f"\n{result.status} at step {result.step}.\n"
           f"  checkpoints: {os.path.join(run_dir, 'checkpoints')}\n"
@@ -100,6 +106,12 @@ def _build_vocab(args) -> int:
 
 def _export(args) -> int:
     from electra_tf.export import export_run
+    from electra_tf.finetune.export import is_finetune_run
+
+    if is_finetune_run(args.run_dir):
+        from electra_tf.finetune.commands import export
+
+        return export(args)
 
     out = export_run(args.run_dir, args.out, fmt=args.format, step=args.step)
     print(f"exported {args.format} to {out}")
@@ -111,6 +123,7 @@ def _export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    preemption.watch()  # first: a SIGTERM during start-up must not be lost
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "export" and args.demo and args.format != "saved_model":
@@ -118,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from electra_tf.errors import UserError
+    from electra_tf.finetune.commands import HANDLERS
     from electra_tf.training.trainer import NonFiniteLossError
 
-    handlers = {"pretrain": _pretrain, "build-vocab": _build_vocab, "export": _export}
+    handlers = {"pretrain": _pretrain, "build-vocab": _build_vocab, "export": _export,
+                **HANDLERS}
     try:
         return handlers[args.command](args)
     except (UserError, FileNotFoundError) as e:

@@ -33,7 +33,8 @@ class ConfigError(UserError, ValueError):
 
 @dataclass
 class ModelConfig:
-    """Sizes of the discriminator; the generator is derived from them (reference table)."""
+    """Sizes of the discriminator; the generator is derived from them (docs/algorithm.md,
+    "Sizes")."""
 
     vocab_size: int = 30522
     embedding_size: int = 128
@@ -49,7 +50,7 @@ class ModelConfig:
     initializer_range: float = 0.02
     layer_norm_epsilon: float = 1e-12
 
-    # Derived generator sizes (reference: hidden = round(H * fraction), layers = L,
+    # Derived generator sizes (docs/algorithm.md: hidden = round(H * fraction), layers = L,
     # FFN = 4 * hidden, heads = max(1, hidden // 64)).
     @property
     def generator_hidden_size(self) -> int:
@@ -117,7 +118,7 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """The pretraining objective (reference: objective steps 1-10)."""
+    """The pretraining objective (docs/algorithm.md, objective steps 1-10)."""
 
     kind: str = "electra"            # "electra" (replaced token detection) or "mlm" (BERT baseline)
     mask_prob: float = 0.15
@@ -152,8 +153,9 @@ class ObjectiveConfig:
 class DataConfig:
     """Where text comes from and how it becomes fixed-length examples."""
 
-    source: str = "default"          # "default" (offline WordNet glosses), "text" or "tfds"
-    paths: list[str] = field(default_factory=list)  # files or globs (local or gs://) for "text"
+    source: str = "default"          # "default" (WordNet glosses), "text", "tfds" or "tfrecord"
+    # "text": files or globs (local or gs://); "tfrecord": directories of prepared shards
+    paths: list[str] = field(default_factory=list)
     layout: str = "sentence_per_line"  # or "document_per_line"
     tfds_name: str | None = None     # e.g. "wikipedia/20230601.en"
     tfds_split: str = "train"
@@ -177,9 +179,15 @@ class DataConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.source not in ("default", "text", "tfds"):
-            raise ConfigError("data.source must be 'default', 'text' or 'tfds', "
+        if self.source not in ("default", "text", "tfds", "tfrecord"):
+            raise ConfigError("data.source must be 'default', 'text', 'tfds' or 'tfrecord', "
                               f"got {self.source!r}")
+        if self.source == "tfrecord" and not self.paths:
+            raise ConfigError("data.source is 'tfrecord' but data.paths is empty: list the "
+                              "directories written by pipelines.prepare_pretraining_data")
+        if self.source == "tfrecord" and not (self.vocab_file or self.sentencepiece_model):
+            raise ConfigError("data.source is 'tfrecord' but data.vocab_file is not set: give the "
+                              "vocabulary the shards were made with (see their metadata.json)")
         if self.source == "text" and not self.paths:
             raise ConfigError("data.source is 'text' but data.paths is empty: list the text files "
                               "or globs to read (e.g. --set data.paths=[corpus/*.txt])")
@@ -202,7 +210,7 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.eval_documents < 0:
             raise ConfigError(f"data.eval_documents must be >= 0, got {self.eval_documents}")
-        if self.eval_paths and self.source != "text":
+        if self.eval_paths and self.source not in ("text", "tfrecord"):
             raise ConfigError(f"data.eval_paths is only read by data.source=text, not "
                               f"{self.source!r}: remove it (data.eval_documents sets how many "
                               "documents are held out for evaluation)")

@@ -66,6 +66,12 @@ class Task(abc.ABC):
     def train_config(self) -> TrainConfig:
         return self.config.train
 
+    def prepare(self) -> None:
+        """Called once the run directory is locked, before the config is saved: resolve what
+        the config leaves open (e.g. build a vocabulary) by replacing `self.config` with a
+        resolved copy. The default has nothing to resolve."""
+        return None
+
     # ------------------------------------------------------------------ networks
 
     @abc.abstractmethod
@@ -125,6 +131,11 @@ class Task(abc.ABC):
 
     def text_summary(self, model: Any, batch: Batch) -> str | None:
         """Markdown for TensorBoard's text tab from one held-out batch, or None."""
+        return None
+
+    def progress_warning(self, step: int, eval_values: dict[str, float]) -> str | None:
+        """A warning for the run log when held-out figures lag far behind what a healthy run
+        shows at this step, or None."""
         return None
 
     def resume_problems(self, saved_config: Any) -> list[str]:
