@@ -11,6 +11,7 @@ from synthetic import dataset_fn, synthetic_examples
 
 from electra_tf.config import config_from_dict
 from electra_tf.data import WordPieceTokenizer
+from electra_tf.objective import PretrainingTask
 from electra_tf.training.strategy import describe_tpu, tpu_install_problem
 from electra_tf.training.trainer import Trainer
 
@@ -44,7 +45,7 @@ def make_config(run_dir, **train):
 def trainer(tmp_path_factory):
     examples = synthetic_examples(32, SEQ, VOCAB, max_predictions=4)
     config = make_config(tmp_path_factory.mktemp("tpu_ready"))
-    return Trainer(config, train_dataset_fn=dataset_fn(examples, BATCH))
+    return Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, BATCH)))
 
 
 def _one_batch(trainer):
@@ -134,7 +135,8 @@ def test_the_dataset_given_to_the_strategy_has_static_batch_shapes(tmp_path):
     })
     # Two replicas (conftest's two logical CPUs), as on a TPU: each gets BATCH / 2 examples.
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    trainer = Trainer(config, tokenizer=WordPieceTokenizer(vocab), strategy=strategy)
+    trainer = Trainer(PretrainingTask(config, tokenizer=WordPieceTokenizer(vocab)),
+                      strategy=strategy)
     spec = trainer._train_iterator.element_spec
     for name, per_replica in spec.items():
         for replica_spec in per_replica._value_specs:
