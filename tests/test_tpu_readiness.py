@@ -11,7 +11,7 @@ from synthetic import dataset_fn, synthetic_examples
 
 from electra_tf.config import config_from_dict
 from electra_tf.data import WordPieceTokenizer
-from electra_tf.objective import PretrainingTask
+from electra_tf.pretraining import PretrainingTask
 from electra_tf.training.strategy import describe_tpu, tpu_install_problem
 from electra_tf.training.trainer import Trainer
 
