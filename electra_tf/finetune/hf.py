@@ -4,22 +4,23 @@ A classification or regression model becomes an `ElectraForSequenceClassificatio
 a tagging model an `ElectraForTokenClassification` one; config.json carries `id2label` /
 `label2id` (and `problem_type`), so `pipeline(...)` reports label names. Weights are written
 with `safetensors.numpy` (no torch needed), under the names `tf1_to_hf` gives our stable names.
+Paths go through `tf.io.gfile` (`electra_tf.interop.files`), so gs:// directories work too.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 
 import numpy as np
 
 from electra_tf.config import ModelConfig
+from electra_tf.interop import files
 from electra_tf.interop.huggingface import (
     DISCRIMINATOR,
     SPECIAL_TOKENS,
     WEIGHTS,
     _hf_config,
+    _read_safetensors,
     _read_vocab,
     _safetensors_numpy,
     _write_json,
@@ -51,29 +52,31 @@ def hf_task_config(model, model_config: ModelConfig, kind: str, label_names: lis
 
 def export_hf_task_model(model, model_config: ModelConfig, kind: str, label_names: list[str],
                          out_dir: str, vocab_path: str | None, *, lower_case: bool = True,
-                         strip_accents: bool | None = None) -> Path:
+                         strip_accents: bool | None = None) -> str:
     """Writes `out_dir` as an HF ElectraFor{Sequence,Token}Classification directory."""
     tokens = _read_vocab(vocab_path, model.embeddings.vocab_size) if vocab_path else None
     if tokens is None:
         log.warning("No WordPiece vocab given: the HF export has no tokenizer files")
     pad_token_id = tokens.index(SPECIAL_TOKENS["pad_token"]) if tokens else 0
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = out_dir
+    files.make_dirs(directory)
     tensors = {}
     for name, variable in model.model_variables().items():
         hf_name, transpose = tf1_to_hf(name)
         array = np.asarray(variable.numpy(), dtype=np.float32)
         tensors[hf_name] = np.ascontiguousarray(array.T if transpose else array)
-    _safetensors_numpy().save_file(tensors, str(directory / WEIGHTS), metadata={"format": "pt"})
-    _write_json(directory / "config.json",
+    files.write_bytes(files.join(directory, WEIGHTS),
+                      _safetensors_numpy().save(tensors, metadata={"format": "pt"}))
+    _write_json(files.join(directory, "config.json"),
                 hf_task_config(model, model_config, kind, label_names, pad_token_id))
     if tokens is not None:
-        shutil.copyfile(vocab_path, directory / "vocab.txt")
-        _write_json(directory / "tokenizer_config.json", {
+        assert vocab_path is not None  # tokens were read from it
+        files.copy(vocab_path, files.join(directory, "vocab.txt"))
+        _write_json(files.join(directory, "tokenizer_config.json"), {
             "tokenizer_class": "ElectraTokenizer", "do_lower_case": lower_case,
             "strip_accents": strip_accents, "tokenize_chinese_chars": True,
             "model_max_length": model.embeddings.max_positions, **SPECIAL_TOKENS})
-        _write_json(directory / "special_tokens_map.json", dict(SPECIAL_TOKENS))
+        _write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
     log.info("Wrote HF %s (%d tensors) to %s", ARCHITECTURES[kind], len(tensors), directory)
     return directory
 
@@ -81,7 +84,7 @@ def export_hf_task_model(model, model_config: ModelConfig, kind: str, label_name
 def load_hf_task_model(model, hf_dir: str) -> None:
     """Assigns every variable of `model` (encoder and head) from an HF classification
     directory; any missing or misshaped tensor raises CheckpointMismatchError (nothing set)."""
-    weights = _safetensors_numpy().load_file(str(Path(hf_dir) / WEIGHTS))
+    weights = _read_safetensors(files.join(hf_dir, WEIGHTS))
     values, problems = {}, []
     for name, variable in model.model_variables().items():
         hf_name, transpose = tf1_to_hf(name)
