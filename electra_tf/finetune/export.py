@@ -112,7 +112,7 @@ class FinetunedSavedModel(tf.Module):
             return best, tf.reduce_max(probabilities, axis=-1), real
 
         @graph_function(_strings("text"))
-        def serve_text(text):
+        def tag_text(text):
             from electra_tf.data.packing import pack_segments
 
             packed = pack_segments([tokenizer.tokenize(text)], seq_length, special)
@@ -147,7 +147,7 @@ class FinetunedSavedModel(tf.Module):
                                                  tf.boolean_mask(confidence, at))
             return {"tags": tags, "probabilities": scores, "num_words": features["num_words"]}
 
-        self.serve_text, self.tag_words = serve_text, tag_words
+        self.serve_text, self.tag_words = tag_text, tag_words
 
     def signatures(self) -> dict:
         if hasattr(self, "tag_words"):

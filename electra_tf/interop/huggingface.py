@@ -125,6 +125,7 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
         _write_json(files.join(directory, "config.json"),
                     _hf_config(nets[role], model_config, role, pad_token_id))
         if tokens is not None:
+            assert vocab_path is not None  # tokens were read from it
             files.copy(vocab_path, files.join(directory, "vocab.txt"))
             _write_json(files.join(directory, "tokenizer_config.json"), {
                 "tokenizer_class": "ElectraTokenizer", "do_lower_case": lower_case,
@@ -301,11 +302,11 @@ def read_huggingface_model_config(hf_dir: str, base: ModelConfig | None = None) 
     base = base or ModelConfig()
     parts = {}
     for directory in _model_dirs(hf_dir):
-        config = _read_config(directory)
-        architectures = "".join(config.get("architectures") or ())
-        generator = ("MaskedLM" in architectures if architectures
-                     else files.basename(directory) == GENERATOR)
-        parts[GENERATOR if generator else DISCRIMINATOR] = config
+        hf_config = _read_config(directory)
+        architectures = "".join(hf_config.get("architectures") or ())
+        is_generator = ("MaskedLM" in architectures if architectures
+                        else files.basename(directory) == GENERATOR)
+        parts[GENERATOR if is_generator else DISCRIMINATOR] = hf_config
     main = parts.get(DISCRIMINATOR) or parts[GENERATOR]
     hidden = main["hidden_size"]
     changes = dict(
