@@ -90,7 +90,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
+        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
             kwargs[name] = _build(annotation, value, f"{where}.{name}" if where else name)
         else:
             kwargs[name] = _coerce(value, annotation, f"{where}.{name}" if where else name)

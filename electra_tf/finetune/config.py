@@ -45,7 +45,7 @@ LAYERWISE_DECAY = {"small": 0.8, "base": 0.8, "large": 0.9}
 # The main metric per kind (task.main_metric overrides, e.g. mcc for CoLA, f1 for MRPC).
 MAIN_METRICS = {"classification": "accuracy", "regression": "spearman", "tagging": "f1"}
 # The fine-tuning defaults of the train section (the rest are TrainConfig's own defaults).
-TRAIN_DEFAULTS = dict(run_dir="runs/finetune", batch_size=32, weight_decay=0.01,
+TRAIN_DEFAULTS: dict[str, Any] = dict(run_dir="runs/finetune", batch_size=32, weight_decay=0.01,
                       adam_epsilon=1e-6, clip_norm=1.0, keep_checkpoints=2, eval_steps=1_000_000,
                       text_summary_every=0)
 _DERIVED_TRAIN = ("steps", "learning_rate", "warmup_steps", "eval_every", "checkpoint_every",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from electra_tf.config import ConfigError
 
@@ -115,7 +116,7 @@ class FinetuneDataConfig:
 
     def resolve(self, kind: str) -> FinetuneDataConfig:
         """A new config with the defaults of a known builder filled in, validated for `kind`."""
-        changes = {}
+        changes: dict[str, Any] = {}
         defaults = tfds_defaults(self.tfds_name) if self.source == "tfds" else {}
         for name, value in defaults.items():
             if name != "kind" and getattr(self, name) is None:

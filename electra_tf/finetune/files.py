@@ -80,12 +80,14 @@ def _label_value(value, where: str, kind: str):
 def _column(columns: dict[str, int], name: str, path: str, what: str) -> int:
     if name not in columns:
         raise DataError(f"{path} has no column {name!r} (data.{what}); its columns are "
-                        f"{sorted(columns, key=columns.get)}")
+                        f"{sorted(columns, key=columns.__getitem__)}")
     return columns[name]
 
 
 def parse_delimited(data: FinetuneDataConfig, path: str, kind: str, out: Parsed) -> None:
     """Appends the examples of one CSV/TSV file to `out`."""
+    # FinetuneDataConfig.resolved() sets both for csv/tsv
+    assert data.text_field is not None and data.label_field is not None
     text = _read_text(path)
     if data.source == "tsv":
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t",
@@ -112,7 +114,7 @@ def parse_delimited(data: FinetuneDataConfig, path: str, kind: str, out: Parsed)
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) < needed:
-                field = max(index, key=index.get)
+                field = max(index, key=index.__getitem__)
                 raise DataError(f"{path}:{line}: {len(row)} column(s), but data.{field} needs "
                                 f"column {needed - 1} (0-based); fix the row (or the "
                                 f"{'delimiter' if len(row) == 1 else 'field'})")
@@ -146,6 +148,9 @@ def _string_list(value, where: str, what: str) -> list[str]:
 
 def parse_jsonl(data: FinetuneDataConfig, path: str, kind: str, out: Parsed) -> None:
     """Appends the examples of one JSON lines file to `out`."""
+    # FinetuneDataConfig.resolved() sets the fields of the task kind for jsonl
+    words_field, tags_field = data.words_field, data.tags_field
+    label_field = data.label_field
     for line_number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
@@ -158,10 +163,11 @@ def parse_jsonl(data: FinetuneDataConfig, path: str, kind: str, out: Parsed) -> 
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
         if kind == "tagging":
-            words = _string_list(_get(record, data.words_field, where, "words_field"), where,
-                                 data.words_field)
-            tags = _string_list(_get(record, data.tags_field, where, "tags_field"), where,
-                                data.tags_field)
+            assert words_field is not None and tags_field is not None
+            words = _string_list(_get(record, words_field, where, "words_field"), where,
+                                 words_field)
+            tags = _string_list(_get(record, tags_field, where, "tags_field"), where,
+                                tags_field)
             if len(words) != len(tags):
                 raise DataError(f"{where}: {len(words)} words but {len(tags)} tags; every word "
                                 "needs one tag")
@@ -177,7 +183,8 @@ def parse_jsonl(data: FinetuneDataConfig, path: str, kind: str, out: Parsed) -> 
             texts.append(value)
         out["text_a"].append(texts[0])
         out["text_b"].append(texts[1])
-        out["label"].append(_label_value(_get(record, data.label_field, where, "label_field"),
+        assert label_field is not None
+        out["label"].append(_label_value(_get(record, label_field, where, "label_field"),
                                          where, kind))
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.config import ConfigError
 from electra_tf.errors import MissingFileError
 from electra_tf.finetune.config import FinetuneConfig, read_finetune_config
 from electra_tf.finetune.labels import LabelSet
@@ -81,7 +82,7 @@ class FinetunedRun:
             batch_sums = {k: v.numpy() for k, v in batch_sums.items()}
             sums = batch_sums if sums is None else {k: sums[k] + batch_sums[k] for k in sums}
             parts.append({k: v.numpy() for k, v in outputs.items()})
-        if not parts:
+        if sums is None:
             return {}, {}
         return sums, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -113,15 +114,17 @@ def prediction_records(kind: str, outputs: dict, labels: LabelSet | None) -> lis
     real = real[np.argsort(outputs["example_id"][real], kind="stable")]
     records = []
     for row in real:
-        record = {"id": int(outputs["example_id"][row])}
+        record: dict[str, object] = {"id": int(outputs["example_id"][row])}
         if kind == "regression":
             record["score"] = float(outputs["prediction"][row])
         elif kind == "classification":
+            assert labels is not None, "a classification task has a label set"
             probabilities = outputs["probabilities"][row]
             record["label"] = labels.names[int(np.argmax(probabilities))]
             record["probabilities"] = {n: float(p) for n, p in
                                        zip(labels.names, probabilities, strict=True)}
         else:
+            assert labels is not None, "a tagging task has a label set"
             at = outputs["word_index"][row] >= 0
             tags = ["O"] * int(outputs["num_words"][row])
             for word, tag in zip(outputs["word_index"][row][at], outputs["prediction"][row][at],
@@ -149,8 +152,11 @@ def load_finetuned(run_dir: str, which: str = "best") -> FinetunedRun:
                 "lower_case": task_config.lower_case, "strip_accents": task_config.strip_accents}
     task = FinetuneTask(config, load_task_tokenizer(settings), labels,
                         has_validation=has_split(config, "validation"))
-    model = build_model(config.model, task_config.kind, task_config.num_labels,
-                        task_config.dropout)
+    num_labels = task_config.num_labels
+    if num_labels is None:
+        raise ConfigError(f"{path}: task.num_labels is missing; a fine-tuning run saves it "
+                          "resolved, so this config was edited or damaged")
+    model = build_model(config.model, task_config.kind, num_labels, task_config.dropout)
     prefix = find_checkpoint(run_dir, which)
     tf.train.Checkpoint(model=model_checkpoint(model)).restore(prefix).expect_partial()
     log.info("restored %s", prefix)

@@ -37,6 +37,13 @@ NONE = "none"
 CONFIG_NAME = "config.yaml"
 
 
+def _known_run_dir(init: str) -> str:
+    """The run directory of an `init` that init_kind found to be a run."""
+    run_dir = _run_dir_of(init)
+    assert run_dir is not None, f"{init} is not a run"
+    return run_dir
+
+
 def _run_dir_of(path: str) -> str | None:
     """The run directory that `path` is (RUN), or is part of (RUN/checkpoints,
     RUN/checkpoints/ckpt-N), or None."""
@@ -96,11 +103,11 @@ def init_model_config(init: str, base: ModelConfig) -> ModelConfig:
     if kind == NONE:
         return base
     if kind == "pretraining_run":
-        return read_saved_config(os.path.join(_run_dir_of(init), CONFIG_NAME)).model
+        return read_saved_config(os.path.join(_known_run_dir(init), CONFIG_NAME)).model
     if kind == "finetune_run":
         from electra_tf.finetune.config import read_finetune_config
 
-        return read_finetune_config(os.path.join(_run_dir_of(init), CONFIG_NAME)).model
+        return read_finetune_config(os.path.join(_known_run_dir(init), CONFIG_NAME)).model
     try:
         return model_config_from_pretrained(init, base)
     except FileNotFoundError as e:
@@ -134,7 +141,7 @@ def _source_encoder(init: str, kind: str):
     if kind == "pretraining_run":
         from electra_tf.export import load_run
 
-        _, networks, _ = load_run(_run_dir_of(init))
+        _, networks, _ = load_run(_known_run_dir(init))
         net = networks.encoder_network
         return net.embeddings, net.encoder, f"run {init}"
     if kind == "finetune_run":
@@ -142,9 +149,11 @@ def _source_encoder(init: str, kind: str):
         from electra_tf.finetune.model import build_model, model_checkpoint
         from electra_tf.training.checkpoints import CHECKPOINT_DIR
 
-        run_dir = _run_dir_of(init)
+        run_dir = _known_run_dir(init)
         saved = read_finetune_config(os.path.join(run_dir, CONFIG_NAME))
-        model = build_model(saved.model, saved.task.kind, saved.task.num_labels)
+        num_labels = saved.task.num_labels
+        assert num_labels is not None, "a fine-tuning run saves its resolved task.num_labels"
+        model = build_model(saved.model, saved.task.kind, num_labels)
         prefix = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
         if prefix is None:
             raise MissingFileError(f"task.init {init}: the fine-tuning run has no checkpoint")

@@ -132,14 +132,13 @@ def _split_tag(tag: str) -> tuple[str, str]:
 
 def chunks(tags: Sequence[str]) -> set[tuple[int, int, str]]:
     """The (start, end inclusive, type) chunks of one tag sequence (see the module doc)."""
-    found = set()
-    start = None
+    found: set[tuple[int, int, str]] = set()
+    start: int | None = None
     previous, previous_type = "O", ""
     for i, tag in enumerate(list(tags) + ["O"]):
         prefix, kind = _split_tag(tag)
-        ends = start is not None and (
-            previous in "ES" or prefix in "BSO" or kind != previous_type)
-        if ends:
+        if start is not None and (
+                previous in "ES" or prefix in "BSO" or kind != previous_type):
             found.add((start, i - 1, previous_type))
             start = None
         if prefix != "O" and (start is None or prefix in "BS"):

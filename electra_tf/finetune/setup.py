@@ -23,7 +23,7 @@ from electra_tf.config import ConfigError, DataConfig
 from electra_tf.config.loading import _merge
 from electra_tf.finetune.config import FinetuneConfig, FinetuneSpec, resolve_config
 from electra_tf.finetune.init import (
-    _run_dir_of,
+    _known_run_dir,
     _saved_sections,
     init_kind,
     init_model_config,
@@ -44,7 +44,7 @@ def _init_tokenizer_settings(init: str) -> dict:
     if kind == "none":
         return {}
     if kind in ("pretraining_run", "finetune_run"):
-        saved = _saved_sections(_run_dir_of(init))
+        saved = _saved_sections(_known_run_dir(init))
         section = saved.get("data" if kind == "pretraining_run" else "task") or {}
         out = {k: section.get(k) for k in TOKENIZER_FIELDS if section.get(k) is not None}
         out["vocab_file"] = init_vocab(init) if out.get("tokenizer", "wordpiece") == \

@@ -75,11 +75,11 @@ def examples_from_lists(parsed: Parsed, kind: str) -> tf.data.Dataset:
 def _wordnet(data: FinetuneDataConfig, split: str) -> tuple[Parsed, str]:
     if data.source == "wordnet_lexname":
         pairs = wordnet_tasks.lexname_examples(split)
-        parsed = {"text_a": [t for t, _ in pairs], "text_b": [""] * len(pairs),
+        parsed: Parsed = {"text_a": [t for t, _ in pairs], "text_b": [""] * len(pairs),
                   "label": [label for _, label in pairs]}
     else:
-        pairs = wordnet_tasks.tagging_examples(split)
-        parsed = {"words": [list(w) for w, _ in pairs], "tags": [list(t) for _, t in pairs]}
+        tagged = wordnet_tasks.tagging_examples(split)
+        parsed = {"words": [list(w) for w, _ in tagged], "tags": [list(t) for _, t in tagged]}
     return parsed, f"{data.source} (WordNet 3.0, split {split!r})"
 
 

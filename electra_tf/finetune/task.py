@@ -168,7 +168,7 @@ class FinetuneTask(Task):
         return out
 
     def sum_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {"loss": (), "weight": ()}
+        shapes: dict[str, tuple[int, ...]] = {"loss": (), "weight": ()}
         if self.kind != "regression":
             shapes["correct"] = ()
         return shapes
@@ -210,6 +210,7 @@ def task_metrics(kind: str, examples: dict[str, np.ndarray],
     weights = np.asarray(examples["example_weight"])
     if kind == "regression":
         return m.regression_metrics(examples["label"], examples["prediction"], weights)
+    assert labels is not None, f"task kind {kind} has a label set"
     if kind == "classification":
         predictions = np.argmax(examples["probabilities"], axis=-1)
         return m.classification_metrics(examples["label"], predictions, len(labels), weights)

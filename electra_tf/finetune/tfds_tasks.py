@@ -136,6 +136,8 @@ def read_tfds(data: FinetuneDataConfig, split: str, kind: str) -> tuple[tf.data.
 def _tagging(dataset: tf.data.Dataset, features, data: FinetuneDataConfig,
              description: str) -> tf.data.Dataset:
     words_field, tags_field = data.words_field, data.tags_field
+    # FinetuneDataConfig.resolved() sets both for a tagging task
+    assert words_field is not None and tags_field is not None
     _feature(features, words_field, data, "words_field")
     names = _class_names(_feature(features, tags_field, data, "tags_field"))
     fix = ("every word needs one tag (data.allow_unaligned=true cuts both to the shorter, "
