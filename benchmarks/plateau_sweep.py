@@ -115,6 +115,40 @@ def _patched_call(self, x, attention_bias, training=None):
     return tf.reshape(out, (batch, length, self.hidden_size))
 
 
+def _patch_token_shift(L) -> None:
+    """Encoder input += Dense(embedding of token i-1) + Dense(embedding of token i+1): a
+    width-3 convolution beside attention (Glorot init), so the first block sees its neighbours
+    without having to learn to attend to them."""
+    import keras
+    import tensorflow as tf
+
+    build = L.Encoder.build
+
+    def build_with_shift(self, input_shape=None):
+        build(self, input_shape)
+        if not hasattr(self, "shift_prev"):
+            self.shift_prev = keras.layers.Dense(self.hidden_size, use_bias=False,
+                                                 name="shift_prev")
+            self.shift_next = keras.layers.Dense(self.hidden_size, use_bias=False,
+                                                 name="shift_next")
+            self.shift_prev.build((None, None, self.embedding_size))
+            self.shift_next.build((None, None, self.embedding_size))
+
+    def call_with_shift(self, embedded, input_mask, training=None):
+        mask = tf.cast(input_mask, embedded.dtype)[:, :, None]
+        e = embedded * mask
+        prev = tf.pad(e[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        nxt = tf.pad(e[:, 1:], [[0, 0], [0, 1], [0, 0]])
+        x = self.shift_prev(prev) + self.shift_next(nxt)
+        x += self.embeddings_project(embedded) if self.embeddings_project is not None else embedded
+        bias = (1.0 - tf.cast(input_mask, tf.float32)[:, None, None, :]) * -10000.0
+        for layer in self.layers:
+            x = layer(x, bias, training=training)
+        return x
+
+    L.Encoder.build, L.Encoder.call = build_with_shift, call_with_shift
+
+
 def apply_patch(spec: str) -> None:
     import numpy as np
 
@@ -134,6 +168,8 @@ def apply_patch(spec: str) -> None:
                     initializer="zeros")
 
         L.TransformerLayer.build = build_with_bias
+    elif spec == "shift":
+        _patch_token_shift(L)
     elif spec.startswith(("pos_std=", "pos_sin=")):
         std = float(spec.split("=", 1)[1])
         build_embeddings = L.Embeddings.build
@@ -150,7 +186,7 @@ def apply_patch(spec: str) -> None:
             self.position_embeddings.assign(table.astype(np.float32))
 
         L.Embeddings.build = build_positions
-    elif spec not in ("alibi", "relbias", "oracle", "none"):
+    elif spec not in ("alibi", "relbias", "oracle", "none", "shift"):
         raise SystemExit(f"unknown patch {spec!r}")
 
 
