@@ -170,6 +170,16 @@ def apply_patch(spec: str) -> None:
         L.TransformerLayer.build = build_with_bias
     elif spec == "shift":
         _patch_token_shift(L)
+    elif spec in ("glorot", "relu"):
+        import keras
+        import tensorflow as tf
+
+        from electra_tf.models import networks
+        if spec == "glorot":      # every truncated-normal kernel/table -> Glorot uniform
+            L.truncated_normal = networks.truncated_normal = (
+                lambda stddev: keras.initializers.GlorotUniform())
+        else:                     # ReLU in the FFNs and the heads instead of the exact GELU
+            L.gelu = networks.gelu = tf.nn.relu
     elif spec.startswith(("pos_std=", "pos_sin=")):
         std = float(spec.split("=", 1)[1])
         build_embeddings = L.Embeddings.build
@@ -186,7 +196,7 @@ def apply_patch(spec: str) -> None:
             self.position_embeddings.assign(table.astype(np.float32))
 
         L.Embeddings.build = build_positions
-    elif spec not in ("alibi", "relbias", "oracle", "none", "shift"):
+    elif spec not in ("alibi", "relbias", "oracle", "none", "shift", "glorot", "relu"):
         raise SystemExit(f"unknown patch {spec!r}")
 
 
