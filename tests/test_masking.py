@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.masking import SpecialTokens, mask_tokens, max_predictions_per_seq
+from electra_tf.data.masking import SpecialTokens, mask_tokens, max_predictions_per_seq
 
 SPECIAL = SpecialTokens(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 L = 128

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from electra_tf.masking import SpecialTokens
+from electra_tf.data.masking import SpecialTokens
 
 _ALG = tf.random.Algorithm.PHILOX
 _MIN_TARGET = 5

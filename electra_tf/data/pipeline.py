@@ -25,10 +25,10 @@ import tensorflow as tf
 
 from electra_tf.config import RunConfig
 from electra_tf.data.errors import DataError
+from electra_tf.data.masking import mask_tokens
 from electra_tf.data.packing import pack_documents
 from electra_tf.data.sources import graph_only, open_documents, read_error
 from electra_tf.data.tokenization import Tokenizer
-from electra_tf.masking import mask_tokens
 
 # Documents per tokenizer and packing call (bigger batches amortise op overhead).
 DOCUMENTS_PER_CALL = 256

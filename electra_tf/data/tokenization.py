@@ -24,7 +24,7 @@ import tensorflow_text as tf_text
 
 from electra_tf.config import DataConfig
 from electra_tf.data.errors import VocabError
-from electra_tf.masking import SpecialTokens
+from electra_tf.data.masking import SpecialTokens
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _FIX = ("give a BERT vocab.txt that has them, or build one with `electra-tf build-vocab` "
