@@ -128,6 +128,8 @@ class ObjectiveConfig:
     disc_weight: float = 50.0
 
     def max_predictions_for(self, seq_length: int) -> int:
+        """N, the masked positions per sequence: objective.max_predictions when set, else the
+        reference's int((mask_prob + 0.005) * seq_length) (19 at 128 / 0.15, 79 at 512)."""
         if self.max_predictions is not None:
             return self.max_predictions
         return max(1, int((self.mask_prob + 0.005) * seq_length))

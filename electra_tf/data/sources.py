@@ -35,7 +35,8 @@ from electra_tf.data.errors import DataError
 from electra_tf.data.wordnet import default_corpus_split, load_default_corpus
 
 __all__ = ["Documents", "open_documents", "has_eval_split", "file_documents", "expand_paths",
-           "compression_type", "sanitize", "split_sentences", "documents_to_dataset",
+           "compression_type", "sanitize", "split_sentences", "texts_to_documents",
+           "documents_to_dataset",
            "load_default_corpus", "default_corpus_split", "tfds_split_name", "graph_only",
            "read_error"]
 
@@ -99,6 +100,14 @@ def split_sentences(texts: tf.Tensor) -> tf.RaggedTensor:
         texts, r"([.!?][\"'\)\]\x{201D}\x{2019}]*)\s+([\p{Lu}\p{N}\"'\(\x{201C}])", "\\1\n\\2")
     parts = tf.strings.strip(tf.strings.split(texts, "\n"))
     return tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)
+
+
+@graph_only
+def texts_to_documents(texts: tf.Tensor) -> tf.RaggedTensor:
+    """Whole documents [n] (one string each) -> sanitised sentences [docs, (sentences)], the
+    documents left without a sentence dropped."""
+    docs = split_sentences(sanitize(texts))
+    return tf.ragged.boolean_mask(docs, docs.row_lengths() > 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,13 +186,7 @@ def _sentence_per_line_docs(filename: tf.Tensor, compression: tf.Tensor) -> tf.d
 
 def _document_per_line_docs(filename: tf.Tensor, compression: tf.Tensor) -> tf.data.Dataset:
     lines = tf.data.TextLineDataset(filename, compression).batch(_BLOCK_LINES)
-
-    @graph_only
-    def to_docs(block):
-        docs = split_sentences(sanitize(block))
-        return tf.ragged.boolean_mask(docs, docs.row_lengths() > 0)
-
-    return lines.map(to_docs).flat_map(graph_only(tf.data.Dataset.from_tensor_slices))
+    return lines.map(texts_to_documents).flat_map(graph_only(tf.data.Dataset.from_tensor_slices))
 
 
 def file_documents(filename: str | tf.Tensor, layout: str,
@@ -191,12 +194,9 @@ def file_documents(filename: str | tf.Tensor, layout: str,
     """The documents of one text file, in order (compression: default from a str name)."""
     if compression is None:
         compression = compression_type(filename) if isinstance(filename, str) else ""
-    if layout == "sentence_per_line":
-        return _sentence_per_line_docs(filename, compression)
     if layout == "document_per_line":
         return _document_per_line_docs(filename, compression)
-    raise DataError(f"data.layout must be 'sentence_per_line' or 'document_per_line', "
-                    f"got {layout!r}")
+    return _sentence_per_line_docs(filename, compression)
 
 
 def _count(name: str, layout: str, limit: int, skip: int = 0) -> int:
@@ -355,13 +355,7 @@ def _tfds_documents(data: DataConfig, split: str,
     dataset = dataset.map(graph_only(lambda example: example[feature]))
     if pipelines > 1 and not by_file:
         dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
-
-    @graph_only
-    def to_docs(texts):
-        docs = split_sentences(sanitize(texts))
-        return tf.ragged.boolean_mask(docs, docs.row_lengths() > 0)
-
-    dataset = dataset.batch(64).map(to_docs).unbatch()
+    dataset = dataset.batch(64).map(texts_to_documents).unbatch()
     return Documents(dataset, f"TFDS {name!r} split {split_name!r}", num_files, by_file)
 
 
@@ -385,17 +379,14 @@ def open_documents(data: DataConfig, split: str = "train",
     """
     if split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS}, got {split!r}")
-    if data.source == "default":
-        documents = _default_documents(data, split)
-    elif data.source == "text":
+    # data.source, data.layout and the fields each source needs were checked by
+    # DataConfig.validate; what is checked here is what only the files can tell.
+    if data.source == "text":
         documents = _text_documents(data, split, input_context)
     elif data.source == "tfds":
-        if not data.tfds_name:
-            raise DataError("data.source is 'tfds' but data.tfds_name is not set "
-                            "(e.g. wikipedia/20230601.en)")
         documents = _tfds_documents(data, split, input_context)
     else:
-        raise DataError(f"data.source must be 'default', 'text' or 'tfds', got {data.source!r}")
+        documents = _default_documents(data, split)
     pipelines = input_context.num_input_pipelines if input_context is not None else 1
     if pipelines > 1 and not documents.sharded_by_file and data.source != "tfds":
         documents.dataset = documents.dataset.shard(pipelines, input_context.input_pipeline_id)
