@@ -34,6 +34,7 @@ from synthetic import dataset_fn, synthetic_examples  # noqa: E402
 
 from electra_tf.config import RunConfig, TrainConfig, model_preset  # noqa: E402
 from electra_tf.models import build_networks  # noqa: E402
+from electra_tf.pretraining import PretrainingTask  # noqa: E402
 from electra_tf.training.optimizer import create_optimizer  # noqa: E402
 from electra_tf.training.step import TrainStep  # noqa: E402
 
@@ -50,7 +51,8 @@ def loss_curve(precision: str, args, seed: int = 0) -> np.ndarray:
     networks = build_networks(config.model, "electra", precision)
     optimizer = create_optimizer(config.train, networks.trainable_variables, precision)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train = TrainStep(strategy, networks, optimizer, config, step)
+    train = TrainStep(strategy, PretrainingTask(config), networks, optimizer, config.train,
+                      step)
     examples = synthetic_examples(args.examples, args.seq, args.vocab, config.max_predictions)
     iterator = iter(strategy.distribute_datasets_from_function(
         dataset_fn(examples, args.batch)))

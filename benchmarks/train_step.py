@@ -24,7 +24,7 @@ dtype (float32, or bfloat16/float16 under the mixed policies). Training FLOPs pe
     generator head at the P = batch * max_predictions gathered positions:
         2*P*(Hg*E + E*V)                Dense(E) and the tied output layer over the vocabulary
 
-Peers (`--peers PYTHON`): /work/shared/bench/peer_tfm.py (XLA off and on) and peer_hf_torch.py
+Peers (`--peers PYTHON`): ../shared/bench/peer_tfm.py (XLA off and on) and peer_hf_torch.py
 (plain and --gather) run as subprocesses with that interpreter at the same batch and sequence
 length, alternating with our step: ours, peer A, ours, peer B, ... for `--rounds` rounds.
 Figures are medians over rounds; each peer is compared by its faster variant.
@@ -51,10 +51,12 @@ import tensorflow as tf  # noqa: E402
 from electra_tf.config import RunConfig, TrainConfig, model_preset  # noqa: E402
 from electra_tf.data.masking import SpecialTokens, mask_tokens  # noqa: E402
 from electra_tf.models import build_networks  # noqa: E402
+from electra_tf.pretraining import PretrainingTask  # noqa: E402
 from electra_tf.training.optimizer import create_optimizer  # noqa: E402
 from electra_tf.training.step import TrainStep  # noqa: E402
 
-PEER_DIR = "/work/shared/bench"
+# The peer baselines live in shared/bench beside the repository (../shared/bench).
+PEER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench")
 PEERS = {  # label -> (script, extra args); grouped by system for the "best of" comparison
     "model_garden": [("peer_tfm.py", []), ("peer_tfm.py", ["--xla"])],
     "transformers": [("peer_hf_torch.py", []), ("peer_hf_torch.py", ["--gather"])],
@@ -153,7 +155,8 @@ class OurStep:
         self.networks = build_networks(config.model, config.objective.kind, train.precision)
         optimizer = create_optimizer(train, self.networks.trainable_variables, train.precision)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.step_fn = TrainStep(strategy, self.networks, optimizer, config, step)
+        self.step_fn = TrainStep(strategy, PretrainingTask(config), self.networks, optimizer,
+                                 train, step)
         examples = synthetic_batches(config, train.batch_size)
 
         def dataset(context):

@@ -73,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pretrain(args) -> int:
     from electra_tf.config import load_config
+    from electra_tf.pretraining import PretrainingTask
     from electra_tf.training.trainer import Trainer
 
     config = load_config(args.config, args.overrides)
-    result = Trainer(config).train()
+    result = Trainer(PretrainingTask(config)).train()
     run_dir = config.train.run_dir
     print(f"\n{result.status} at step {result.step}.\n"
           f"  checkpoints: {os.path.join(run_dir, 'checkpoints')}\n"

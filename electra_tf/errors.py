@@ -18,3 +18,10 @@ class CheckpointError(UserError, RuntimeError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file the user named (or a run needs) does not exist."""
+
+
+def short_message(error: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut to `limit` characters (TensorFlow's messages
+    can run to pages), for quoting inside a UserError."""
+    text = " ".join(str(getattr(error, "message", None) or error).split())
+    return text[:limit] + (" ..." if len(text) > limit else "")

@@ -29,6 +29,14 @@ from electra_tf.sampling import gumbel_sample
 Batch = dict[str, tf.Tensor]
 Ratio = tuple[tf.Tensor, tf.Tensor]  # (numerator, denominator), summed over tokens
 
+# The metrics `electra_objective` returns as ratios, by objective kind (the one list of them).
+MLM_RATIOS = ("masked_lm_loss", "masked_lm_accuracy")
+RATIO_NAMES = {
+    "mlm": MLM_RATIOS,
+    "electra": MLM_RATIOS + ("sampled_masked_lm_accuracy", "disc_loss", "disc_accuracy",
+                             "disc_precision", "disc_recall"),
+}
+
 
 @dataclass
 class ObjectiveOutput:
@@ -103,6 +111,7 @@ def electra_objective(networks: ElectraNetworks, batch: Batch, *, config: Object
     #    to the original token counts as original. The loss covers every non-pad token.
     real = tf.cast(input_mask, tf.float32)
     labels = tf.cast(tf.not_equal(corrupted, original), tf.float32) * real
+    assert networks.discriminator is not None  # electra networks have one
     disc_logits = networks.discriminator(corrupted, input_mask, segment_ids, training=training)
     disc_per_token = tf.nn.sigmoid_cross_entropy_with_logits(labels, disc_logits)
     disc_loss, disc_ratio = _weighted_mean(disc_per_token, real, normalizers["disc"])

@@ -1,4 +1,4 @@
-"""Sampling replacement tokens from the generator (reference objective, step 6).
+"""Sampling replacement tokens from the generator (docs/algorithm.md, objective step 6).
 
 Gumbel-max: argmax(logits / temperature + g) with g = -log(-log(u)), u ~ Uniform(0, 1), which
 draws exactly from softmax(logits / temperature). It runs in float32 and under stop_gradient.

@@ -14,6 +14,7 @@ import tensorflow as tf  # noqa: E402
 from synthetic import dataset_fn, synthetic_examples  # noqa: E402
 
 from electra_tf.config import config_from_dict  # noqa: E402
+from electra_tf.pretraining import PretrainingTask  # noqa: E402
 from electra_tf.training.trainer import Trainer  # noqa: E402
 
 
@@ -27,7 +28,8 @@ def main(run_dir: str) -> None:
                   "steps_per_execution": 3, "text_summary_every": 0},
     })
     examples = synthetic_examples(64, 32, 256, max_predictions=4)
-    trainer = Trainer(config, train_dataset_fn=dataset_fn(examples, 16), strategy=strategy)
+    trainer = Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, 16)),
+                      strategy=strategy)
     result = trainer.train()
     print(f"DIGEST {result.weights_digest} STEP {result.step}", flush=True)
 

@@ -11,13 +11,19 @@ import tensorflow as tf
 from synthetic import dataset_fn, synthetic_examples
 
 from electra_tf.config import ConfigError, config_from_dict, read_saved_config
-from electra_tf.errors import CheckpointError, user_errors
+from electra_tf.errors import CheckpointError, UserError
 from electra_tf.interop import CheckpointMismatchError, load_pretrained, tf1_variables
 from electra_tf.models import build_networks
-from electra_tf.training.checkpoints import is_run_checkpoint, prepare_run_dir, restore_networks
+from electra_tf.pretraining import PretrainingTask
+from electra_tf.training.checkpoints import is_run_checkpoint, restore_networks
+from electra_tf.training.run_dir import prepare_run_dir as prepare_task_run_dir
 from electra_tf.training.trainer import Trainer
 
 SEQ, VOCAB = 32, 256
+
+
+def prepare_run_dir(config):
+    prepare_task_run_dir(PretrainingTask(config))
 
 
 def make_config(run_dir, **train):
@@ -30,7 +36,8 @@ def make_config(run_dir, **train):
 
 
 def make_trainer(config, examples):
-    return Trainer(config, train_dataset_fn=dataset_fn(examples, config.train.batch_size))
+    return Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples,
+                                                                   config.train.batch_size)))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def run(tmp_path_factory, examples):
     run_dir = tmp_path_factory.mktemp("source") / "run"
     trainer = make_trainer(make_config(run_dir), examples)
     trainer.train()
-    return run_dir, {name: v.numpy() for name, v in tf1_variables(trainer.networks).items()}
+    return run_dir, {name: v.numpy() for name, v in tf1_variables(trainer.model).items()}
 
 
 @pytest.fixture
@@ -153,7 +160,7 @@ def test_no_restorable_checkpoint_is_an_error_not_a_fresh_start(copy, examples):
         os.truncate(copy / "checkpoints" / f"ckpt-{step}.data-00000-of-00001", 100_000)
     with pytest.raises(CheckpointError, match="ckpt-4.*ckpt-2") as error:
         make_trainer(make_config(copy), examples)
-    assert isinstance(error.value, user_errors())
+    assert isinstance(error.value, UserError)
     with pytest.raises(CheckpointError, match="ckpt-4.*ckpt-2"):
         restore_networks(str(copy), networks_like(copy))
 
@@ -190,7 +197,7 @@ def test_warm_start_from_a_checkpoint_prefix_or_the_checkpoints_directory(run, e
                                                                          tmp_path):
     prefix = str(run[0] / "checkpoints" / "ckpt-4")
     trainer = make_trainer(make_config(tmp_path / "a", init_checkpoint=prefix), examples)
-    np.testing.assert_array_equal(weights(trainer.networks)["generator_predictions/output_bias"],
+    np.testing.assert_array_equal(weights(trainer.model)["generator_predictions/output_bias"],
                                   run[1]["generator_predictions/output_bias"])
     assert is_run_checkpoint(str(run[0] / "checkpoints")) and is_run_checkpoint(prefix)
     assert restore_networks(str(run[0] / "checkpoints"), networks_like(run[0])) == prefix

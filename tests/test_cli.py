@@ -13,7 +13,7 @@ import tensorflow as tf
 from test_trainer import read_scalars
 
 from electra_tf.cli import EXIT_ERROR, EXIT_NAN, EXIT_PREEMPTED, build_parser, main
-from electra_tf.training.summaries import TRAIN_TAGS
+from electra_tf.pretraining import TRAIN_TAGS
 
 
 def assert_one_line_error(err, command, *fragments):

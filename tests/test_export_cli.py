@@ -24,6 +24,7 @@ BATCH = 8
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """Four training steps of a tiny model on synthetic batches, checkpoints at steps 2 and 4."""
+    from electra_tf.pretraining import PretrainingTask
     from electra_tf.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("cli")
@@ -39,8 +40,8 @@ def trained_run(tmp_path_factory):
                   "text_summary_every": 0, "strategy": "default"},
     })
     examples = synthetic_examples(32, SEQ, len(VOCAB), max_predictions=config.max_predictions)
-    result = Trainer(config, train_dataset_fn=dataset_fn(examples, BATCH),
-                     eval_dataset_fn=dataset_fn(examples, BATCH)).train()
+    result = Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, BATCH),
+                                     eval_dataset_fn=dataset_fn(examples, BATCH))).train()
     assert result.step == 4
     return str(run_dir)
 
@@ -249,6 +250,7 @@ def test_demo_with_only_unknown_replacements_says_so(trained_run, tmp_path):
 def test_demo_on_an_mlm_run_says_there_is_no_discriminator(tmp_path):
     from electra_tf.export import export_run
     from electra_tf.export.demo import run_demo
+    from electra_tf.pretraining import PretrainingTask
     from electra_tf.training.trainer import Trainer
 
     vocab_path = tmp_path / "vocab.txt"
@@ -263,7 +265,7 @@ def test_demo_on_an_mlm_run_says_there_is_no_discriminator(tmp_path):
                   "strategy": "default"},
     })
     examples = synthetic_examples(16, SEQ, len(VOCAB), max_predictions=config.max_predictions)
-    Trainer(config, train_dataset_fn=dataset_fn(examples, BATCH)).train()
+    Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, BATCH))).train()
     report = run_demo(export_run(str(tmp_path / "run"), str(tmp_path / "saved_model")))
     assert "has no discriminator (an `objective: mlm` run): nothing to detect" in report
     assert "generator's guesses for 'a tool used for cutting [MASK]'" in report

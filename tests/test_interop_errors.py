@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.errors import user_errors
+from electra_tf.errors import UserError
 from electra_tf.interop import (
     CheckpointMismatchError,
     is_huggingface_dir,
@@ -37,7 +37,7 @@ def test_non_electra_model_type_is_a_user_error(tmp_path, tiny_model_config):
                  lambda: model_config_from_pretrained(path, tiny_model_config)):
         with pytest.raises(CheckpointMismatchError, match="'bert' model, not ELECTRA") as error:
             load()
-        assert isinstance(error.value, user_errors())
+        assert isinstance(error.value, UserError)
 
 
 def test_non_electra_tf1_checkpoint_is_a_user_error(tmp_path, tiny_model_config):

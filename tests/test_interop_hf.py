@@ -23,8 +23,8 @@ from electra_tf.interop import (
     tf1_variables,
 )
 from electra_tf.interop import huggingface as hf_module
-from electra_tf.interop.names import hf_names, hf_to_tf1, tf1_to_hf
 from electra_tf.models import build_networks
+from electra_tf.models.names import hf_names, hf_to_tf1, tf1_to_hf
 
 WORDS = ["the", "quick", "brown", "fox", "jump", "##s", "over", "lazy", "dog", "hello", "world"]
 

@@ -1,17 +1,15 @@
 """The optimizer: AdamW against a hand-computed reference, weight-decay exclusions on the real
 variable names, the warmup x linear-decay schedule, and global-norm clipping in the train step."""
 
-from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.config import RunConfig, TrainConfig, config_from_dict
+from electra_tf.config import TrainConfig, config_from_dict
 from electra_tf.models import build_networks
 from electra_tf.training.optimizer import create_optimizer
-from electra_tf.training.step import TrainStep
 
 # The reference's constants (docs/electra-reference.md, "Optimizer"), not read from the code.
 BETA1, BETA2, EPSILON, WEIGHT_DECAY = 0.9, 0.999, 1e-6, 0.01
@@ -126,24 +124,33 @@ def test_learning_rate_schedule(step, expected):
 
 
 # Two tensors with global norm 5 (3 and 4): clipping each tensor on its own would differ.
-G1, G2 = np.array([1.0, 2.0, 2.0], np.float32), np.array([[4.0]], np.float32)
 
 
-@pytest.mark.parametrize("scale, clip_norm, expected_factor", [
-    (1.0, 1.0, 1.0 / 5.0),
-    (1.0, 2.0, 2.0 / 5.0),   # clips at train.clip_norm, not a hard-coded 1.0
-    (0.1, 1.0, 1.0),         # a norm of 0.5 is left alone
-    (1.0, 10.0, 1.0),
-])
-def test_train_step_clips_by_global_norm(scale, clip_norm, expected_factor):
-    # Plain SGD with lr 1 applies the clipped gradient as is (Adam would hide its scale).
-    w1 = keras.Variable(np.zeros(3, np.float32), name="w1")
-    w2 = keras.Variable(np.zeros((1, 1), np.float32), name="w2")
-    config = RunConfig(train=TrainConfig(clip_norm=clip_norm))
-    step = TrainStep(tf.distribute.get_strategy(), SimpleNamespace(trainable_variables=[w1, w2]),
-                     keras.optimizers.SGD(learning_rate=1.0), config,
-                     tf.Variable(0, dtype=tf.int64))
-    grad_norm = step._update([tf.constant(G1 * scale), tf.constant(G2 * scale)])
-    assert float(grad_norm) == pytest.approx(5.0 * scale, rel=1e-6)  # reported before clipping
-    np.testing.assert_allclose(w1.numpy(), -G1 * scale * expected_factor, rtol=1e-6)
-    np.testing.assert_allclose(w2.numpy(), -G2 * scale * expected_factor, rtol=1e-6)
+def test_learning_rate_multipliers_scale_the_whole_update_decay_included():
+    # Layer-wise decay: var -= lr * factor * (m / (sqrt(v) + eps) + wd * var), decay skipped
+    # for LayerNorm/bias variables, no bias correction (the reference's AdamW).
+    kernel = keras.Variable(np.ones((2, 2), np.float32), name="kernel")
+    bias = keras.Variable(np.ones(2, np.float32), name="bias")
+    train = TrainConfig(learning_rate=0.1, steps=1000, warmup_steps=0, weight_decay=0.01)
+    optimizer = create_optimizer(train, [kernel, bias], multipliers=[0.5, 0.25])
+    grads = [np.full((2, 2), 0.3, np.float32), np.full(2, -0.2, np.float32)]
+    expected = [kernel.numpy().astype(np.float64), bias.numpy().astype(np.float64)]
+    m = [np.zeros_like(e) for e in expected]
+    v = [np.zeros_like(e) for e in expected]
+    for step in range(2):
+        lr = 0.1 * (1 - step / 1000)
+        optimizer.apply([tf.constant(g) for g in grads], [kernel, bias])
+        settings = zip(grads, (0.5, 0.25), (True, False), strict=True)
+        for i, (g, factor, decays) in enumerate(settings):
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            update = m[i] / (np.sqrt(v[i]) + 1e-6) + (0.01 * expected[i] if decays else 0.0)
+            expected[i] = expected[i] - lr * factor * update
+    np.testing.assert_allclose(kernel.numpy(), expected[0], rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), expected[1], rtol=1e-5)
+
+
+def test_one_multiplier_per_variable_is_required():
+    w = keras.Variable(np.ones(2, np.float32), name="w")
+    with pytest.raises(ValueError, match="2 learning-rate multipliers for 1 variables"):
+        create_optimizer(TrainConfig(), [w], multipliers=[1.0, 0.5])

@@ -4,7 +4,7 @@ import pytest
 
 from electra_tf.config import ConfigError, config_from_dict, save_config
 from electra_tf.data import SPECIAL_TOKENS
-from electra_tf.training.run_tokenizer import checkpoint_vocab, prepare_tokenizer
+from electra_tf.training.run_tokenizer import checkpoint_vocab, resolve_tokenizer
 
 WORDS = ["the", "cat", "sat", "on", "mat", "##s", "."]
 
@@ -37,9 +37,10 @@ def test_warm_start_takes_the_checkpoint_vocab_and_its_size(tmp_path):
     google = write_vocab(tmp_path / "electra_small" / "vocab.txt")
     config = config_from_dict({"train": {"run_dir": str(tmp_path / "run"),
                                          "init_checkpoint": str(tmp_path / "electra_small")}})
-    tokenizer = prepare_tokenizer(config)
-    assert config.data.vocab_file == google
-    assert tokenizer.vocab_size == config.model.vocab_size == len(SPECIAL_TOKENS) + len(WORDS)
+    resolved, tokenizer = resolve_tokenizer(config)
+    assert resolved.data.vocab_file == google
+    assert tokenizer.vocab_size == resolved.model.vocab_size == len(SPECIAL_TOKENS) + len(WORDS)
+    assert config.data.vocab_file is None  # the config given is left as it was
     assert not (tmp_path / "run" / "vocab.txt").exists()  # no vocabulary of its own
 
 
@@ -48,4 +49,4 @@ def test_warm_start_without_a_vocab_is_a_clear_error(tmp_path):
                                          "init_checkpoint": str(tmp_path / "model.ckpt")}})
     with pytest.raises(ConfigError, match="set data.vocab_file to the vocabulary the "
                                           "checkpoint was trained with"):
-        prepare_tokenizer(config)
+        resolve_tokenizer(config)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from synthetic import dataset_fn, synthetic_examples
 
 from electra_tf.config import ConfigError, config_from_dict
-from electra_tf.training.summaries import TRAIN_TAGS
+from electra_tf.pretraining import TRAIN_TAGS, PretrainingTask
 from electra_tf.training.trainer import NonFiniteLossError, Trainer
 
 SEQ, VOCAB = 32, 256
@@ -37,8 +37,9 @@ def examples():
 
 def make_trainer(config, examples, strategy=None):
     batch = config.train.batch_size
-    return Trainer(config, train_dataset_fn=dataset_fn(examples, batch),
-                   eval_dataset_fn=dataset_fn(examples, batch), strategy=strategy)
+    return Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, batch),
+                                   eval_dataset_fn=dataset_fn(examples, batch)),
+                   strategy=strategy)
 
 
 def read_scalars(logdir):
@@ -170,7 +171,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, examples
     saved = trainer.checkpoints.latest
     assert saved.endswith("ckpt-10")
     # The weights blow up: the next step's loss is NaN.
-    kernel = trainer.networks.discriminator.head_output.kernel
+    kernel = trainer.model.discriminator.head_output.kernel
     kernel.assign(tf.fill(kernel.shape, float("nan")))
     with pytest.raises(NonFiniteLossError, match="ckpt-10"):
         trainer.train()
@@ -189,7 +190,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, examples):
     trainer = make_trainer(make_config(tmp_path, steps=20, checkpoint_every=10), examples)
     trainer.train(stop_at=10)
     saved = trainer.checkpoints.latest
-    kernel = trainer.networks.discriminator.head_output.kernel
+    kernel = trainer.model.discriminator.head_output.kernel
     kernel.assign(tf.fill(kernel.shape, float("inf")))
     with pytest.raises(NonFiniteLossError, match="ckpt-10"):
         trainer._save_checkpoint(11)
@@ -225,8 +226,8 @@ def test_too_little_held_out_data_is_said_at_start(tmp_path, examples, caplog):
         return tf.data.Dataset.from_tensor_slices(few).batch(16, drop_remainder=True)
 
     with caplog.at_level("WARNING"):
-        trainer = Trainer(config, train_dataset_fn=dataset_fn(examples, 16),
-                          eval_dataset_fn=no_full_batch)
+        trainer = Trainer(PretrainingTask(config, train_dataset_fn=dataset_fn(examples, 16),
+                                          eval_dataset_fn=no_full_batch))
     assert "no full batch of train.batch_size=16" in caplog.text
     assert trainer.evaluate() == {}
 
@@ -255,7 +256,7 @@ def test_warm_start_loads_weights_with_fresh_optimizer_state(tmp_path, examples)
     config = make_config(tmp_path / "target", steps=5, log_every=5,
                          init_checkpoint=str(tmp_path / "source"))
     target = make_trainer(config, examples)
-    for a, b in zip(source.networks.trainable_variables, target.networks.trainable_variables,
+    for a, b in zip(source.model.trainable_variables, target.model.trainable_variables,
                     strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(target.global_step.numpy()) == 0

@@ -34,7 +34,8 @@ class ConfigError(UserError, ValueError):
 
 @dataclass
 class ModelConfig:
-    """Sizes of the discriminator; the generator is derived from them (reference table)."""
+    """Sizes of the discriminator; the generator is derived from them (docs/algorithm.md,
+    "Sizes")."""
 
     vocab_size: int = 30522
     embedding_size: int = 128
@@ -50,7 +51,7 @@ class ModelConfig:
     initializer_range: float = 0.02
     layer_norm_epsilon: float = 1e-12
 
-    # Derived generator sizes (reference: hidden = round(H * fraction), layers = L,
+    # Derived generator sizes (docs/algorithm.md: hidden = round(H * fraction), layers = L,
     # FFN = 4 * hidden, heads = max(1, hidden // 64)).
     @property
     def generator_hidden_size(self) -> int:
@@ -118,7 +119,7 @@ def model_preset(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """The pretraining objective (reference: objective steps 1-10)."""
+    """The pretraining objective (docs/algorithm.md, objective steps 1-10)."""
 
     kind: str = "electra"            # "electra" (replaced token detection) or "mlm" (BERT baseline)
     mask_prob: float = 0.15

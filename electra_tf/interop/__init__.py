@@ -10,24 +10,24 @@
 from __future__ import annotations
 
 from electra_tf.config import ModelConfig
-from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary
 from electra_tf.interop.huggingface import (
     export_huggingface,
     is_huggingface_dir,
     load_huggingface,
     read_huggingface_model_config,
 )
-from electra_tf.interop.names import (
+from electra_tf.interop.tf1_checkpoint import (
+    load_tf1_checkpoint,
+    model_config_from_tf1_checkpoint,
+    write_tf1_checkpoint,
+)
+from electra_tf.models.assign import CheckpointMismatchError, LoadSummary
+from electra_tf.models.names import (
     hf_names,
     hf_to_tf1,
     network_variables,
     tf1_to_hf,
     tf1_variables,
-)
-from electra_tf.interop.tf1_checkpoint import (
-    load_tf1_checkpoint,
-    model_config_from_tf1_checkpoint,
-    write_tf1_checkpoint,
 )
 
 __all__ = [

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from electra_tf.config import ConfigError, ModelConfig
-from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary, assign_named
-from electra_tf.interop.names import (
+from electra_tf.models.assign import CheckpointMismatchError, LoadSummary, assign_named
+from electra_tf.models.names import (
     DISCRIMINATOR,
     GENERATOR,
     HF_ARCHITECTURES,

@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import ModelConfig
-from electra_tf.interop.assign import CheckpointMismatchError, LoadSummary, assign_named
-from electra_tf.interop.names import RUN_WEIGHTS_PREFIX, tf1_variables
+from electra_tf.models.assign import CheckpointMismatchError, LoadSummary, assign_named
+from electra_tf.models.names import RUN_WEIGHTS_PREFIX, tf1_variables
 
 logger = logging.getLogger("electra_tf.interop")
 

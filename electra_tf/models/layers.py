@@ -1,7 +1,8 @@
 """Building blocks of the BERT-style post-LayerNorm encoder used by both ELECTRA networks.
 
-Every detail follows the reference: exact (erf) GELU, LayerNorm epsilon 1e-12, truncated-normal
-initialisation with stddev 0.02, additive -10000 attention mask on padding, no pooler.
+Every detail follows the paper's code (docs/algorithm.md, "Sizes"): exact (erf) GELU, LayerNorm
+epsilon 1e-12, truncated-normal initialisation with stddev 0.02, additive -10000 attention mask
+on padding, no pooler.
 """
 
 from __future__ import annotations
@@ -163,20 +164,15 @@ class TransformerLayer(keras.layers.Layer):
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
         heads, head_size, dtype = self.num_heads, self.head_size, self.compute_dtype
         flat = tf.reshape(x, (-1, self.hidden_size))                       # [tokens, H]
-        # Q, K and V in one matmul with the three kernels side by side (the variables stay
-        # the separate query/key/value Dense kernels of the checkpoint layout). The score
-        # scale 1/sqrt(d) is folded into the query part: for d = 64 it is a power of two, so
-        # this is exactly (q k^T) / sqrt(d).
-        scale = 1.0 / math.sqrt(head_size)
-        kernel = tf.concat([tf.cast(self.query.kernel, dtype) * tf.cast(scale, dtype),
-                            tf.cast(self.key.kernel, dtype),
-                            tf.cast(self.value.kernel, dtype)], axis=1)
-        bias = tf.concat([tf.cast(self.query.bias, dtype) * tf.cast(scale, dtype),
-                          tf.cast(self.key.bias, dtype), tf.cast(self.value.bias, dtype)], 0)
-        qkv = tf.nn.bias_add(tf.matmul(flat, kernel), bias)                 # [tokens, 3H]
-        qkv = tf.transpose(tf.reshape(qkv, (batch, length, 3, heads, head_size)),
-                           (2, 0, 3, 1, 4))                                 # [3, b, h, s, d]
-        q, k, v = tf.unstack(qkv, axis=0)
+        scale = tf.cast(1.0 / math.sqrt(head_size), dtype)
+
+        def heads_of(projected):                                            # [b, h, s, d]
+            return tf.transpose(tf.reshape(projected, (batch, length, heads, head_size)),
+                                (0, 2, 1, 3))
+
+        q = heads_of(self._project(flat, self.query) * scale)
+        k = heads_of(self._project(flat, self.key))
+        v = heads_of(self._project(flat, self.value))
         scores = tf.matmul(q, k, transpose_b=True)                          # [b, h, s, s]
         # Softmax in float32 under mixed precision (casts are no-ops in float32); the mask is
         # additive, as in the reference. (Keras casts float inputs of a layer call to the

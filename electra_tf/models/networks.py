@@ -4,7 +4,7 @@ Both read the same `Embeddings` object (word, position, token type, LayerNorm); 
 `embeddings_project` and encoder. The generator's output layer is tied to the word embeddings
 and is evaluated only at the masked positions. Each network creates its layers under its own
 name, so Keras variable paths are unique (`generator/layer_0/query/kernel`,
-`discriminator/layer_0/query/kernel`); checkpoints use the TF1 names in `interop/names.py`.
+`discriminator/layer_0/query/kernel`); checkpoints use the TF1 names in `names.py`.
 """
 
 from __future__ import annotations
@@ -123,15 +123,20 @@ class ElectraNetworks:
 
     @property
     def trainable_variables(self) -> list:
-        seen, out = set(), []
-        for net in (self.generator, self.discriminator):
-            if net is None:
-                continue
-            for v in net.trainable_variables:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    out.append(v)
-        return out
+        return unique_variables([v for net in (self.generator, self.discriminator)
+                                 if net is not None for v in net.trainable_variables])
+
+
+def unique_variables(variables) -> list:
+    """`variables` in order, each once (the two networks share the embedding variables;
+    variables do not hash by identity, so this compares ids)."""
+    seen: set[int] = set()
+    unique = []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique
 
 
 def build_networks(config: ModelConfig, objective: str = "electra",

@@ -1,21 +1,20 @@
-"""Checkpoints of a run directory, and the run directory's layout.
+"""Checkpoints of a run: saving, resuming, and restoring a run's networks elsewhere.
 
-    RUN_DIR/config.yaml              the resolved config (written before the first step)
-    RUN_DIR/vocab.txt                the vocabulary, when the run built it
-    RUN_DIR/checkpoints/ckpt-N.*     tf.train.Checkpoint(model=…, optimizer=…, step=…, data=…)
-    RUN_DIR/tensorboard/{train,eval} TensorBoard event files
-
-`model` holds the networks' weights under their TF1 names (see `model_checkpoint`), so exporters
-can restore the networks without the optimizer.
+A checkpoint is tf.train.Checkpoint(model=…, optimizer=…, step=…, data=…) under
+RUN_DIR/checkpoints/ckpt-N (see `run_dir.py` for the layout). `model` is what the task names
+(`Task.checkpoint_weights`); for pretraining, the networks' weights under their TF1 names (see
+`model_checkpoint`), so exporters can restore the networks without the optimizer.
 
 Saves are atomic: TensorFlow writes the data files under temporary names and renames them, and
 only then rewrites the `checkpoint` index (itself written to a temporary file and renamed). A
-crash mid-save leaves the previous checkpoint as the latest. A checkpoint whose files are missing
+crash mid-save leaves the previous checkpoint as the latest, and a `ckpt-N_temp/` directory
+that the next start removes; a failed save says so in one line. A checkpoint whose files are missing
 or unreadable is skipped (with a warning) for the newest one that reads.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,26 +22,24 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from electra_tf.config import ConfigError, RunConfig, read_saved_config, save_config
-from electra_tf.errors import CheckpointError
-from electra_tf.interop.assign import CheckpointMismatchError, assign_named
-from electra_tf.interop.names import RUN_WEIGHTS_PREFIX, RUN_WEIGHTS_SUFFIX
+from electra_tf.errors import CheckpointError, MissingFileError, short_message
 from electra_tf.models import ElectraNetworks
-from electra_tf.training.optimizer import WarmupLinearDecay
+from electra_tf.models.assign import CheckpointMismatchError, assign_named
+from electra_tf.models.names import RUN_WEIGHTS_PREFIX, RUN_WEIGHTS_SUFFIX, tf1_variables
+from electra_tf.models.networks import unique_variables
+from electra_tf.training.run_dir import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    checkpoint_exists,
+    checkpoint_paths,
+    remove_partial_saves,
+)
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-
-_CHECKPOINT_NAME = re.compile(r"ckpt-(\d+)")
 # What TensorFlow raises for a checkpoint with missing or truncated files.
 _UNREADABLE = (tf.errors.OpError, IndexError)
-
-
-def _short(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(getattr(error, "message", None) or error).split())
-    return text[:limit] + (" ..." if len(text) > limit else "")
 
 
 def model_checkpoint(networks: ElectraNetworks) -> tf.train.Checkpoint:
@@ -51,8 +48,6 @@ def model_checkpoint(networks: ElectraNetworks) -> tf.train.Checkpoint:
     Explicit names rather than Keras object tracking: Keras 3 layers do not expose their
     sub-layers to tf.train.Checkpoint, and the names stay stable if the code is reorganised.
     """
-    from electra_tf.interop.names import tf1_variables
-
     return tf.train.Checkpoint(
         weights=dict(tf1_variables(networks)),
         # Without the dropout seed states a resumed run would draw other dropout masks.
@@ -60,120 +55,9 @@ def model_checkpoint(networks: ElectraNetworks) -> tf.train.Checkpoint:
 
 
 def dropout_seed_states(networks: ElectraNetworks) -> list:
-    seen, states = set(), []
-    for network in (networks.generator, networks.discriminator):
-        for variable in network.non_trainable_variables if network is not None else ():
-            if "seed_generator" in variable.path and id(variable) not in seen:
-                seen.add(id(variable))
-                states.append(variable)
-    return states
-
-
-def _incompatibilities(saved: RunConfig, new: RunConfig) -> list[str]:
-    """Fields that must not change when a run resumes: they change the variables, or the shapes
-    of the batches held in the checkpointed state of the data pipeline."""
-    problems = []
-    if saved.model != new.model:
-        problems.append("model (network sizes)")
-    if saved.objective.kind != new.objective.kind:
-        problems.append("objective.kind")
-    for name in ("seq_length", "tokenizer", "lower_case", "strip_accents"):
-        if getattr(saved.data, name) != getattr(new.data, name):
-            problems.append(f"data.{name}")
-    if saved.train.batch_size != new.train.batch_size:
-        problems.append(f"train.batch_size ({saved.train.batch_size}, now "
-                        f"{new.train.batch_size})")
-    if saved.max_predictions != new.max_predictions:
-        problems.append(f"objective.max_predictions ({saved.max_predictions}, now "
-                        f"{new.max_predictions}; unless set, it follows objective.mask_prob)")
-    if saved.train.precision != new.train.precision and "mixed_float16" in (
-            saved.train.precision, new.train.precision):
-        problems.append("train.precision (to or from mixed_float16, which adds a loss scale)")
-    return problems
-
-
-def _unusable(run_dir: str, error: tf.errors.OpError) -> ConfigError:
-    return ConfigError(
-        f"train.run_dir {run_dir} cannot be used: {_short(error)}. Check the path (for gs://, "
-        "the bucket name and your credentials) or choose another train.run_dir")
-
-
-def check_run_dir(run_dir: str) -> None:
-    """A clear ConfigError when `train.run_dir` is a file or cannot be reached (checked before
-    anything, such as a vocabulary, is written into it)."""
-    try:
-        if tf.io.gfile.exists(run_dir) and not tf.io.gfile.isdir(run_dir):
-            raise ConfigError(f"train.run_dir {run_dir} is a file, not a directory; set "
-                              "train.run_dir to a directory for the run")
-    except tf.errors.OpError as e:
-        raise _unusable(run_dir, e) from None
-
-
-def prepare_run_dir(config: RunConfig, chief: bool = True) -> None:
-    """Creates the run directory and saves the config, or checks it against the saved one
-    (the saved config is only replaced once the new one has passed the checks)."""
-    run_dir = config.train.run_dir
-    path = os.path.join(run_dir, CONFIG_NAME)
-    check_run_dir(run_dir)
-    try:
-        if tf.io.gfile.exists(path):
-            saved = read_saved_config(path)
-            problems = _incompatibilities(saved, config)
-            if problems:
-                raise ConfigError(
-                    f"{run_dir} holds a run with a different {', '.join(problems)}; resuming "
-                    "it with this config would not work. To resume it, use its saved config "
-                    f"({path}). To continue from its weights with the new settings (optimizer "
-                    "state starts fresh), use a new train.run_dir with "
-                    f"train.init_checkpoint={run_dir}.")
-            _warn_if_schedule_changes(saved, config)
-        if chief:
-            tf.io.gfile.makedirs(run_dir)
-            save_config(config, path)
-    except tf.errors.OpError as e:
-        raise _unusable(run_dir, e) from None
-
-
-def _warn_if_schedule_changes(saved: RunConfig, config: RunConfig) -> None:
-    """Resuming with another train.steps, learning_rate or warmup_steps recomputes the learning
-    rate schedule, so the rate jumps at the resumed step (raising train.steps on a finished run
-    restarts it from ~0 to well above it): say so, with the numbers."""
-    fields = ("steps", "learning_rate", "warmup_steps")
-    changed = [f"train.{f} {getattr(saved.train, f)} -> {getattr(config.train, f)}"
-               for f in fields if getattr(saved.train, f) != getattr(config.train, f)]
-    if not changed:
-        return
-    newest = checkpoint_paths(os.path.join(config.train.run_dir, CHECKPOINT_DIR))
-    if not newest:
-        return
-    step = int(_CHECKPOINT_NAME.search(os.path.basename(newest[0])).group(1))
-
-    def rate(train) -> float:
-        return float(WarmupLinearDecay(train.learning_rate, train.steps, train.warmup_steps)(step))
-
-    log.warning("%s: the learning-rate schedule is recomputed, so at the resumed step %d the "
-                "learning rate goes from %.3g to %.3g", ", ".join(changed), step,
-                rate(saved.train), rate(config.train))
-
-
-def checkpoint_paths(directory: str) -> list[str]:
-    """The checkpoint prefixes (`.../ckpt-N`) of a run's checkpoints directory, newest first:
-    those its `checkpoint` index lists, even if their files are gone, and any other found."""
-    names = set()
-    state = tf.train.get_checkpoint_state(directory)
-    if state is not None:
-        names.update(os.path.basename(p) for p in state.all_model_checkpoint_paths)
-        names.add(os.path.basename(state.model_checkpoint_path))
-    if tf.io.gfile.isdir(directory):
-        pattern = os.path.join(directory, "ckpt-*.index")
-        names.update(os.path.basename(p)[:-len(".index")] for p in tf.io.gfile.glob(pattern))
-    steps = sorted((int(m.group(1)), name) for name in names
-                   if (m := _CHECKPOINT_NAME.fullmatch(name)))
-    return [os.path.join(directory, name) for _, name in reversed(steps)]
-
-
-def _exists(prefix: str) -> bool:
-    return tf.io.gfile.exists(prefix + ".index")
+    variables = [v for network in (networks.generator, networks.discriminator)
+                 if network is not None for v in network.non_trainable_variables]
+    return [v for v in unique_variables(variables) if "seed_generator" in v.path]
 
 
 def _files(prefix: str) -> str:
@@ -187,14 +71,14 @@ def _restore_newest(directory: str, restore: Callable[[str], None]) -> str | Non
     logged; if none can be restored, raises CheckpointError naming them all."""
     skipped = []
     for path in checkpoint_paths(directory):
-        if not _exists(path):
+        if not checkpoint_exists(path):
             why = "its files are missing"
         else:
             try:
                 restore(path)
                 return path
             except _UNREADABLE as e:
-                why = f"its files ({_files(path)}) cannot be read: {_short(e)}"
+                why = f"its files ({_files(path)}) cannot be read: {short_message(e)}"
         log.warning("skipping checkpoint %s: %s", path, why)
         skipped.append(f"{os.path.basename(path)}: {why}")
     if skipped:
@@ -225,7 +109,8 @@ def is_run_checkpoint(path: str) -> bool:
     directory, or one of its checkpoint prefixes (`RUN/checkpoints/ckpt-N`)."""
     if tf.io.gfile.exists(os.path.join(path, CONFIG_NAME)):
         return True
-    prefixes = [path] if _exists(path) else [p for p in checkpoint_paths(path) if _exists(p)]
+    prefixes = ([path] if checkpoint_exists(path)
+                else [p for p in checkpoint_paths(path) if checkpoint_exists(p)])
     if not prefixes:
         return False
     try:
@@ -237,9 +122,9 @@ def is_run_checkpoint(path: str) -> bool:
 class RunCheckpoints:
     """CheckpointManager for a run: resume, periodic saves, and multi-worker-safe writes."""
 
-    def __init__(self, run_dir: str, keep: int, *, networks: ElectraNetworks, optimizer,
+    def __init__(self, run_dir: str, keep: int, *, weights: tf.train.Checkpoint, optimizer,
                  step: tf.Variable, data_iterator=None, chief: bool = True, worker_id: int = 0):
-        parts = dict(model=model_checkpoint(networks), optimizer=optimizer, step=step)
+        parts = dict(model=weights, optimizer=optimizer, step=step)
         if data_iterator is not None:
             parts["data"] = data_iterator
         self.checkpoint = tf.train.Checkpoint(**parts)
@@ -251,11 +136,12 @@ class RunCheckpoints:
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep,
                                                   step_counter=step)
         self.step = step
+        self.run_dir = run_dir
 
     @property
     def latest(self) -> str | None:
         """The newest checkpoint whose files exist."""
-        return next((p for p in checkpoint_paths(self.directory) if _exists(p)), None)
+        return next((p for p in checkpoint_paths(self.directory) if checkpoint_exists(p)), None)
 
     def restore_latest(self) -> bool:
         """Restores the newest checkpoint of the run that reads; returns False for a fresh run.
@@ -268,9 +154,9 @@ class RunCheckpoints:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except AssertionError as e:
                 raise CheckpointMismatchError(
-                    f"checkpoint {path} does not hold what this run saves ({_short(e)}); was "
-                    "it written by another version of electra-tf, or with another "
-                    "train.strategy? Use a new train.run_dir with "
+                    f"checkpoint {path} does not hold what this run saves "
+                    f"({short_message(e)}); was it written by another version of electra-tf, "
+                    "or with another train.strategy? Use a new train.run_dir with "
                     f"train.init_checkpoint={os.path.dirname(self.directory)}.") from None
 
         path = _restore_newest(self.directory, restore)
@@ -280,11 +166,60 @@ class RunCheckpoints:
         return True
 
     def save(self) -> str:
-        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Saves at the current step. A failed save (a full disk, a lost connection) raises a
+        CheckpointError, with what it left half-written removed and the earlier checkpoints
+        as they were."""
+        try:
+            path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        except tf.errors.OpError as e:
+            remove_partial_saves(self.run_dir)
+            raise CheckpointError(
+                f"could not save a checkpoint in {self.directory}: {short_message(e)}. The "
+                f"earlier checkpoints are intact (latest: {self.latest}); free space or fix "
+                "the location, then rerun the same command to resume from there.") from None
         if not self.chief:
             tf.io.gfile.rmtree(os.path.dirname(path))
         log.info("saved checkpoint %s", path)
         return path
+
+
+class BestCheckpoint:
+    """The checkpoint of a run's best evaluation by `metric` (higher is better), in
+    RUN_DIR/checkpoints/best with its figures in best.json (kept across resumes)."""
+
+    def __init__(self, run_dir: str, weights: tf.train.Checkpoint, metric: str, chief: bool):
+        self.metric = metric
+        self.chief = chief
+        self.directory = os.path.join(run_dir, CHECKPOINT_DIR, BEST_DIR)
+        self.record = os.path.join(self.directory, "best.json")
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=weights),
+                                                  self.directory, max_to_keep=1)
+
+    def _saved(self) -> dict:
+        if not tf.io.gfile.exists(self.record):
+            return {}
+        with tf.io.gfile.GFile(self.record) as f:
+            return json.loads(f.read() or "{}")
+
+    @property
+    def path(self) -> str | None:
+        return self._saved().get("checkpoint")
+
+    def update(self, step: int, values: dict[str, float]) -> bool:
+        """Saves the weights if `values[metric]` beats the best so far; returns whether."""
+        value = values.get(self.metric)
+        best = self._saved().get("value")
+        if not self.chief or value is None or (best is not None and value <= best):
+            return False
+        path = self.manager.save(checkpoint_number=step)
+        record = {"step": step, "metric": self.metric, "value": value, "checkpoint": path,
+                  "metrics": values}
+        temporary = self.record + ".tmp"
+        with tf.io.gfile.GFile(temporary, "w") as f:
+            f.write(json.dumps(record, indent=1))
+        tf.io.gfile.rename(temporary, self.record, overwrite=True)
+        log.info("best %s so far (%.4g) at step %d: saved %s", self.metric, value, step, path)
+        return True
 
 
 def _assign_run_weights(prefix: str, networks: ElectraNetworks, allow_partial: bool) -> None:
@@ -315,18 +250,18 @@ def restore_networks(path: str, networks: ElectraNetworks, step: int | None = No
     directory = os.path.join(path, CHECKPOINT_DIR)
     if not tf.io.gfile.isdir(directory):
         directory = path  # the checkpoints/ directory itself, or a checkpoint prefix
-    if _exists(path) or step is not None:
-        prefix = path if _exists(path) else os.path.join(directory, f"ckpt-{step}")
-        if not _exists(prefix):
-            raise FileNotFoundError(f"no checkpoint for step {step} in {directory}")
+    if checkpoint_exists(path) or step is not None:
+        prefix = path if checkpoint_exists(path) else os.path.join(directory, f"ckpt-{step}")
+        if not checkpoint_exists(prefix):
+            raise MissingFileError(f"no checkpoint for step {step} in {directory}")
         try:
             restore(prefix)
         except _UNREADABLE as e:
             raise CheckpointError(f"checkpoint {prefix} cannot be read (its files: "
-                                  f"{_files(prefix)}): {_short(e)}") from None
+                                  f"{_files(prefix)}): {short_message(e)}") from None
         return prefix
-    prefix = _restore_newest(directory, restore)
-    if prefix is None:
-        raise FileNotFoundError(f"no checkpoint in {directory}; train first, or check "
-                                "the --run-dir")
-    return prefix
+    newest = _restore_newest(directory, restore)
+    if newest is None:
+        raise MissingFileError(f"no checkpoint in {directory}; train first, or check "
+                               "the --run-dir")
+    return newest

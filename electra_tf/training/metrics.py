@@ -11,16 +11,28 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.objective import ObjectiveOutput
+from electra_tf.objective import RATIO_NAMES, ObjectiveOutput
 
 AUC_BINS = 512
-ELECTRA_RATIOS = ("masked_lm_loss", "masked_lm_accuracy", "sampled_masked_lm_accuracy",
-                  "disc_loss", "disc_accuracy", "disc_precision", "disc_recall")
-MLM_RATIOS = ("masked_lm_loss", "masked_lm_accuracy")
+ELECTRA_RATIOS = RATIO_NAMES["electra"]
+# What the train step adds to every task's sums (see step.py).
+STEP_SUMS = ("grad_norm", "grad_norm_steps")
 
 
 def ratio_names(objective_kind: str) -> tuple[str, ...]:
-    return ELECTRA_RATIOS if objective_kind == "electra" else MLM_RATIOS
+    return RATIO_NAMES[objective_kind]
+
+
+def sum_shapes(objective_kind: str) -> dict[str, tuple[int, ...]]:
+    """The shapes of what `replica_sums` returns for an objective of this kind."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in ratio_names(objective_kind):
+        shapes[f"{name}/num"] = ()
+        shapes[f"{name}/den"] = ()
+    if objective_kind == "electra":
+        shapes["auc/positive"] = (AUC_BINS,)
+        shapes["auc/negative"] = (AUC_BINS,)
+    return shapes
 
 
 def replica_sums(out: ObjectiveOutput) -> dict[str, tf.Tensor]:
@@ -40,18 +52,22 @@ def replica_sums(out: ObjectiveOutput) -> dict[str, tf.Tensor]:
     return sums
 
 
+def zeros(shapes: dict[str, tuple[int, ...]]) -> dict[str, tf.Tensor]:
+    """Zero running totals for sums of these shapes, plus the train step's own."""
+    sums = {name: tf.zeros(shape) for name, shape in shapes.items()}
+    sums.update({name: tf.constant(0.0) for name in STEP_SUMS})
+    return sums
+
+
 def empty_sums(objective_kind: str) -> dict[str, tf.Tensor]:
     """Zeros with the structure `replica_sums` (plus the train step's extras) returns."""
-    sums = {}
-    for name in ratio_names(objective_kind):
-        sums[f"{name}/num"] = tf.constant(0.0)
-        sums[f"{name}/den"] = tf.constant(0.0)
-    if objective_kind == "electra":
-        sums["auc/positive"] = tf.zeros([AUC_BINS])
-        sums["auc/negative"] = tf.zeros([AUC_BINS])
-    sums["grad_norm"] = tf.constant(0.0)
-    sums["grad_norm_steps"] = tf.constant(0.0)
-    return sums
+    return zeros(sum_shapes(objective_kind))
+
+
+def mean_grad_norm(values: dict) -> float:
+    """The train step's gradient norm, averaged over the steps whose norm was finite."""
+    steps = float(values["grad_norm_steps"])
+    return float(values["grad_norm"]) / steps if steps > 0 else float("nan")
 
 
 def histogram_auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -75,6 +91,5 @@ def finalize(sums: dict, objective_kind: str) -> dict[str, float]:
     if "auc/positive" in values:
         out["disc_auc"] = histogram_auc(values["auc/positive"], values["auc/negative"])
     if "grad_norm" in values:
-        steps = float(values["grad_norm_steps"])
-        out["grad_norm"] = float(values["grad_norm"]) / steps if steps > 0 else float("nan")
+        out["grad_norm"] = mean_grad_norm(values)
     return out

@@ -1,5 +1,6 @@
 """The reference optimizer: AdamW (no bias correction), decoupled weight decay that skips
-LayerNorm and bias variables, linear warmup times linear decay to zero."""
+LayerNorm and bias variables, linear warmup times linear decay to zero; for fine-tuning, an
+optional learning-rate multiplier per variable (layer-wise decay)."""
 
 from __future__ import annotations
 
@@ -38,13 +39,25 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 class ElectraAdamW(keras.optimizers.Optimizer):
     """Adam with decoupled weight decay, as in BERT/ELECTRA: by default *without* bias
     correction. Weight decay (Keras' decoupled form, var -= lr * wd * var) is applied by the
-    base class to every variable not excluded with `exclude_from_weight_decay`."""
+    base class to every variable not excluded with `exclude_from_weight_decay`.
+
+    With `multipliers` (one factor per variable, in the order `build` receives them), each
+    variable's whole step, decay included, uses learning_rate * its factor, as the reference's
+    layer-wise decay does: var -= lr * factor * (m / (sqrt(v) + eps) + wd * var). The decay
+    then moves into `update_step` (the base class would apply the unscaled rate), for the
+    variables whose entry in `decays` (aligned with `multipliers`) is True.
+    """
 
     def __init__(self, learning_rate, weight_decay: float = 0.01, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-6, bias_correction: bool = False,
-                 name: str = "adamw", **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name,
-                         **kwargs)
+                 name: str = "adamw", multipliers: list[float] | None = None,
+                 decays: list[bool] | None = None, **kwargs):
+        super().__init__(learning_rate=learning_rate,
+                         weight_decay=None if multipliers is not None else weight_decay,
+                         name=name, **kwargs)
+        self.multipliers = multipliers
+        self.own_weight_decay = weight_decay if multipliers is not None else 0.0
+        self.decays = decays
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -54,6 +67,9 @@ class ElectraAdamW(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
+        if self.multipliers is not None and len(self.multipliers) != len(variables):
+            raise ValueError(f"{len(self.multipliers)} learning-rate multipliers for "
+                             f"{len(variables)} variables")
         self._m = [self.add_variable_from_reference(v, "m") for v in variables]
         self._v = [self.add_variable_from_reference(v, "v") for v in variables]
 
@@ -69,7 +85,12 @@ class ElectraAdamW(keras.optimizers.Optimizer):
             t = ops.cast(self.iterations + 1, variable.dtype)
             m_hat = m / (1.0 - ops.power(self.beta_1, t))
             v_hat = v / (1.0 - ops.power(self.beta_2, t))
-        self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + self.epsilon))
+        update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
+        if self.multipliers is not None:
+            lr = lr * self.multipliers[index]
+            if self.own_weight_decay and self.decays and self.decays[index]:
+                update = update + self.own_weight_decay * variable
+        self.assign_sub(variable, lr * update)
 
     def get_config(self):
         config = super().get_config()
@@ -83,14 +104,19 @@ def decay_exempt(variables) -> list:
     return [v for v in variables if NO_DECAY_PATTERN.search(v.path)]
 
 
-def create_optimizer(config: TrainConfig, variables, precision: str = "float32"
-                     ) -> keras.optimizers.Optimizer:
-    """The optimizer for `variables` (built, so its slots exist before checkpoint restore)."""
+def create_optimizer(config: TrainConfig, variables, precision: str = "float32",
+                     multipliers: list[float] | None = None) -> keras.optimizers.Optimizer:
+    """The optimizer for `variables` (built, so its slots exist before checkpoint restore),
+    with optional per-variable learning-rate `multipliers`."""
     schedule = WarmupLinearDecay(config.learning_rate, config.steps, config.warmup_steps)
+    exempt = decay_exempt(variables)
+    decays = [not NO_DECAY_PATTERN.search(v.path) for v in variables]
     optimizer = ElectraAdamW(schedule, weight_decay=config.weight_decay,
                              beta_1=config.adam_beta1, beta_2=config.adam_beta2,
-                             epsilon=config.adam_epsilon, bias_correction=config.bias_correction)
-    optimizer.exclude_from_weight_decay(var_list=decay_exempt(variables))
+                             epsilon=config.adam_epsilon, bias_correction=config.bias_correction,
+                             multipliers=multipliers, decays=decays)
+    if multipliers is None:
+        optimizer.exclude_from_weight_decay(var_list=exempt)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(variables)

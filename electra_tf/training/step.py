@@ -23,12 +23,12 @@ ops into a few loops (see docs/performance.md).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import RunConfig
-from electra_tf.models import ElectraNetworks
-from electra_tf.objective import electra_objective, loss_normalizers
+from electra_tf.config import TrainConfig
 from electra_tf.training import metrics as metrics_lib
+from electra_tf.training.task import StepContext, Task
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -39,21 +39,23 @@ def step_seed(run_seed: int, step: tf.Tensor) -> tf.Tensor:
 
 
 class TrainStep:
-    """Builds and runs the compiled train/eval functions for one strategy and set of networks."""
+    """Builds and runs the compiled train/eval functions of one task's model under one
+    strategy."""
 
-    def __init__(self, strategy: tf.distribute.Strategy, networks: ElectraNetworks,
-                 optimizer: keras.optimizers.Optimizer, config: RunConfig,
+    def __init__(self, strategy: tf.distribute.Strategy, task: Task | None, model,
+                 optimizer: keras.optimizers.Optimizer, train: TrainConfig,
                  global_step: tf.Variable):
         self.strategy = strategy
-        self.networks = networks
+        self.task = task
+        self.model = model
         self.optimizer = optimizer
-        self.config = config
+        self.train_config = train
         self.global_step = global_step
-        self.variables = networks.trainable_variables
-        self.accum = config.train.grad_accum_steps
+        self.variables = model.trainable_variables
+        self.accum = train.grad_accum_steps
         self.loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         single = strategy.num_replicas_in_sync == 1
-        jit = config.train.jit_compile
+        jit = train.jit_compile
         self._compute = self._micro_step
         self._update = self._clip_and_apply
         self._replica = self.replica_step
@@ -69,28 +71,29 @@ class TrainStep:
     # ------------------------------------------------------------------ per replica
 
     def _micro_step(self, batch, seed, example_ids, normalizers):
+        assert self.task is not None
+        context = StepContext(seed=seed, example_ids=example_ids, normalizers=normalizers)
         with tf.GradientTape() as tape:
-            out = electra_objective(self.networks, batch, config=self.config.objective,
-                                    seed=seed, example_ids=example_ids,
-                                    normalizers=normalizers, training=True)
+            out = self.task.train_step(self.model, batch, context)
             loss = out.loss
             if self.loss_scaling:
                 loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                  for g, v in zip(grads, self.variables, strict=True)]
-        return out.loss, grads, metrics_lib.replica_sums(out)
+        return out.loss, grads, out.sums
 
     def replica_step(self, batch, step):
         """One optimizer step on this replica's share of the global batch."""
+        assert self.task is not None
         ctx = tf.distribute.get_replica_context()
         replicas = self.strategy.num_replicas_in_sync
-        normalizers = ctx.all_reduce(SUM, loss_normalizers(batch))
-        per_replica = batch["input_ids"].shape[0]
+        normalizers = ctx.all_reduce(SUM, self.task.loss_normalizers(batch))
+        per_replica = tf.nest.flatten(batch)[0].shape[0]
         micro = per_replica // self.accum
         first_example = (tf.cast(step, tf.int64) * per_replica * replicas
                          + tf.cast(ctx.replica_id_in_sync_group, tf.int64) * per_replica)
-        seed = step_seed(self.config.train.seed, step)
+        seed = step_seed(self.train_config.seed, step)
 
         loss, grads, sums = None, None, None
         for k in range(self.accum):  # static and small: unrolled
@@ -119,7 +122,7 @@ class TrainStep:
         scale = self.optimizer.dynamic_scale if self.loss_scaling else 1.0
         grad_norm = tf.linalg.global_norm(grads) / scale
         # Clipping commutes with loss scaling: clip the scaled gradients by the unscaled norm.
-        clip = tf.minimum(1.0, self.config.train.clip_norm / tf.maximum(grad_norm, 1e-12))
+        clip = tf.minimum(1.0, self.train_config.clip_norm / tf.maximum(grad_norm, 1e-12))
         # Keras' optimizer sums gradients across replicas once more; hand it equal shares.
         grads = [g * (clip / replicas) for g in grads]
         self.optimizer.apply(grads, self.variables)
@@ -128,8 +131,9 @@ class TrainStep:
     # ------------------------------------------------------------------ cross replica
 
     def _train_loop(self, iterator, num_steps):
+        assert self.task is not None
         loss = tf.constant(0.0)
-        sums = metrics_lib.empty_sums(self.config.objective.kind)
+        sums = metrics_lib.zeros(self.task.sum_shapes())
         for _ in tf.range(num_steps):
             per_replica_loss, per_replica_sums = self.strategy.run(
                 self._replica, args=(next(iterator), self.global_step.read_value()))
@@ -145,21 +149,30 @@ class TrainStep:
         return self._train_fn(iterator, tf.constant(num_steps, tf.int32))
 
     def _eval_replica(self, batch):
-        out = electra_objective(self.networks, batch, config=self.config.objective,
-                                seed=tf.constant(self.config.train.seed, tf.int64),
-                                training=False)
-        return metrics_lib.replica_sums(out)
+        assert self.task is not None
+        context = StepContext(seed=tf.constant(self.train_config.seed, tf.int64),
+                              example_ids=tf.zeros([0], tf.int64), normalizers={},
+                              training=False)
+        out = self.task.eval_step(self.model, batch, context)
+        return out.sums, out.examples
 
     def _eval_batch(self, batch):
-        per_replica = self.strategy.run(self._eval_replica, args=(batch,))
-        return tf.nest.map_structure(lambda x: self.strategy.reduce(SUM, x, axis=None),
-                                     per_replica)
+        sums, examples = self.strategy.run(self._eval_replica, args=(batch,))
+        sums = tf.nest.map_structure(lambda x: self.strategy.reduce(SUM, x, axis=None), sums)
+        examples = tf.nest.map_structure(lambda x: self.strategy.gather(x, axis=0), examples)
+        return sums, examples
 
-    def evaluate(self, batches) -> dict | None:
-        """Sums the metrics over distributed `batches` (None when there are none)."""
+    def evaluate(self, batches) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """Sums the metrics over distributed `batches`, and concatenates the per-example
+        outputs (None when there are no batches)."""
         sums = None
+        gathered: dict[str, list[np.ndarray]] = {}
         for batch in batches:
-            batch_sums = self._eval_fn(batch)
+            batch_sums, examples = self._eval_fn(batch)
             sums = batch_sums if sums is None else tf.nest.map_structure(
                 tf.add, sums, batch_sums)
-        return sums
+            for name, value in examples.items():
+                gathered.setdefault(name, []).append(value.numpy())
+        if sums is None:
+            return None
+        return sums, {name: np.concatenate(parts) for name, parts in gathered.items()}

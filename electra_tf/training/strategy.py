@@ -46,7 +46,7 @@ def create_strategy(config: TrainConfig) -> tf.distribute.Strategy:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, tf.errors.OpError) as e:
+        except (ValueError, OSError, tf.errors.OpError) as e:  # OSError: URLError (GCE)
             raise ConfigError(f"could not connect to the TPU {tpu!r} (train.tpu): {e}. On a TPU "
                               "VM use train.tpu=local; elsewhere give the TPU name") from None
         strategy = tf.distribute.TPUStrategy(resolver)

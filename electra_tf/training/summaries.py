@@ -9,13 +9,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.training.run_dir import TENSORBOARD_DIR
+
 log = logging.getLogger(__name__)
 
-# The scalar tags a run writes (tests check they are all present).
-TRAIN_TAGS = ("loss", "masked_lm_loss", "masked_lm_accuracy", "sampled_masked_lm_accuracy",
-              "disc_loss", "disc_accuracy", "disc_precision", "disc_recall", "disc_auc",
-              "learning_rate", "grad_norm", "loss_scale", "examples_per_second",
-              "tokens_per_second", "step_time")
+# The scalar tags the loop writes for every task, beside the task's own metrics.
+LOOP_TAGS = ("loss", "learning_rate", "grad_norm", "loss_scale", "examples_per_second",
+             "tokens_per_second", "step_time")
 
 
 class Summaries:
@@ -24,7 +24,7 @@ class Summaries:
     def __init__(self, run_dir: str, enabled: bool = True):
         self.enabled = enabled
         self.writers: dict[str, tf.summary.SummaryWriter] = {}
-        self.logdir = os.path.join(run_dir, "tensorboard")
+        self.logdir = os.path.join(run_dir, TENSORBOARD_DIR)
 
     def _writer(self, name: str):
         if name not in self.writers:

@@ -66,6 +66,12 @@ class Task(abc.ABC):
     def train_config(self) -> TrainConfig:
         return self.config.train
 
+    def prepare(self) -> None:
+        """Called once the run directory is locked, before the config is saved: resolve what
+        the config leaves open (e.g. build a vocabulary) by replacing `self.config` with a
+        resolved copy. The default has nothing to resolve."""
+        return None
+
     # ------------------------------------------------------------------ networks
 
     @abc.abstractmethod

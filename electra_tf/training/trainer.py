@@ -1,9 +1,10 @@
-"""The pretraining loop: set up a run, resume it, train, evaluate, checkpoint, summarise.
+"""The training loop: set up a run, resume it, train, evaluate, checkpoint, summarise.
 
-    trainer = Trainer(load_config("configs/quickstart.yaml"))
+    trainer = Trainer(PretrainingTask(load_config("configs/quickstart.yaml")))
     result = trainer.train()
 
-The heavy lifting is in `step.py` (the compiled distributed step); this module is the host side.
+It runs any `Task` (`task.py`): pretraining and fine-tuning share this loop. The compiled
+distributed step is in `step.py`; this module is the host side.
 """
 
 from __future__ import annotations
@@ -13,41 +14,31 @@ import itertools
 import logging
 import math
 import os
-import signal
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import ConfigError, RunConfig
-from electra_tf.models import ElectraNetworks, build_networks
-from electra_tf.objective import (
-    electra_objective,
-    scatter_at_positions,
-    total_loss_from_ratios,
-)
+from electra_tf.config import ConfigError
 from electra_tf.training import metrics as metrics_lib
-from electra_tf.training.checkpoints import (
-    RunCheckpoints,
-    check_run_dir,
-    is_run_checkpoint,
-    prepare_run_dir,
-    restore_networks,
-)
+from electra_tf.training import preemption
+from electra_tf.training.checkpoints import BestCheckpoint, RunCheckpoints
 from electra_tf.training.optimizer import create_optimizer
-from electra_tf.training.run_tokenizer import prepare_tokenizer
+from electra_tf.training.progress import Progress, format_metrics
+from electra_tf.training.run_dir import (
+    check_run_dir,
+    prepare_run_dir,
+    remove_partial_saves,
+)
+from electra_tf.training.run_lock import RunLock
 from electra_tf.training.step import TrainStep
 from electra_tf.training.strategy import create_strategy, is_chief
-from electra_tf.training.summaries import Profiler, Summaries, render_replacements
+from electra_tf.training.summaries import Profiler, Summaries
+from electra_tf.training.task import Task
 
 log = logging.getLogger(__name__)
-
-DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]
-
 
 _NAN_ADVICE = "Lower train.learning_rate, raise train.warmup_steps or use float32/bf16."
 
@@ -64,6 +55,7 @@ class TrainResult:
     eval_metrics: dict[str, float] = field(default_factory=dict)
     checkpoint: str | None = None
     weights_digest: str = ""
+    best_checkpoint: str | None = None
 
 
 def _checkpointable(iterator) -> bool:
@@ -74,65 +66,100 @@ def _checkpointable(iterator) -> bool:
     return True
 
 
-def weights_digest(networks: ElectraNetworks) -> str:
+def weights_digest(model) -> str:
     """A short hash of all trainable weights (to compare runs and workers)."""
     digest = hashlib.sha256()
-    for variable in networks.trainable_variables:
+    for variable in model.trainable_variables:
         digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
     return digest.hexdigest()[:16]
 
 
 class Trainer:
-    """Owns one run: strategy, networks, optimizer, data, checkpoints and summaries."""
+    """Owns one run of a task: strategy, model, optimizer, data, checkpoints and summaries."""
 
-    def __init__(self, config: RunConfig, *, train_dataset_fn: DatasetFn | None = None,
-                 eval_dataset_fn: DatasetFn | None = None, tokenizer=None,
-                 strategy: tf.distribute.Strategy | None = None):
-        self.config = config
-        train = config.train
-        self.strategy = strategy or create_strategy(train)
+    def __init__(self, task: Task, *, strategy: tf.distribute.Strategy | None = None):
+        preemption.watch()
+        self.task = task
+        self.strategy = strategy or create_strategy(task.train_config)
         self.chief = is_chief(self.strategy)
-        check_run_dir(train.run_dir)
-        if train_dataset_fn is None:
-            from electra_tf.data import dataset_fn, has_eval_split
+        self._lock = self._lock_run_dir()
+        task.prepare()
+        prepare_run_dir(task, self.chief)
+        self._check_replicas()
+        self._build_model_and_optimizer()
+        self._open_data()
+        self._open_checkpoints()
+        self._resume_or_warm_start()
+        self.summaries = Summaries(self.task.train_config.run_dir, enabled=self.chief)
 
-            tokenizer = tokenizer or prepare_tokenizer(config)
-            train_dataset_fn = dataset_fn(config, tokenizer, "train", train.batch_size)
-            if eval_dataset_fn is None and has_eval_split(config.data):
-                eval_dataset_fn = dataset_fn(config, tokenizer, "eval", train.batch_size)
-            elif eval_dataset_fn is None:
-                log.info("no held-out data (data.eval_documents is 0 and no data.eval_paths): "
-                         "evaluation is skipped")
-        self.tokenizer = tokenizer
-        prepare_run_dir(config, self.chief)
-        if self.strategy.num_replicas_in_sync > 1 and train.batch_size % (
-                self.strategy.num_replicas_in_sync * train.grad_accum_steps):
+    @property
+    def config(self):
+        return self.task.config
+
+    # ------------------------------------------------------------------ set-up steps
+
+    def _lock_run_dir(self) -> RunLock | None:
+        """The chief is the run directory's one writer (other workers write nowhere else)."""
+        run_dir = self.task.train_config.run_dir
+        check_run_dir(run_dir)
+        if not self.chief:
+            return None
+        lock = RunLock(run_dir)
+        try:
+            lock.acquire()
+        except tf.errors.OpError as e:
+            from electra_tf.training.run_dir import unusable
+
+            raise unusable(run_dir, e) from None
+        remove_partial_saves(run_dir)
+        return lock
+
+    def _check_replicas(self) -> None:
+        train, replicas = self.task.train_config, self.strategy.num_replicas_in_sync
+        if replicas > 1 and train.batch_size % (replicas * train.grad_accum_steps):
             raise ConfigError(
                 f"train.batch_size ({train.batch_size}) must be divisible by the number of "
-                f"replicas ({self.strategy.num_replicas_in_sync}) times train.grad_accum_steps")
+                f"replicas ({replicas}) times train.grad_accum_steps")
 
+    def _build_model_and_optimizer(self) -> None:
+        train = self.task.train_config
         keras.utils.set_random_seed(train.seed)
         with self.strategy.scope():
-            self.networks = build_networks(config.model, config.objective.kind, train.precision)
-            self.optimizer = create_optimizer(train, self.networks.trainable_variables,
-                                              train.precision)
+            self.model = self.task.build_model(train.precision)
+            variables = self.model.trainable_variables
+            self.optimizer = create_optimizer(
+                train, variables, train.precision,
+                multipliers=self.task.learning_rate_multipliers(self.model))
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.step_fn = TrainStep(self.strategy, self.networks, self.optimizer, config,
+        self.step_fn = TrainStep(self.strategy, self.task, self.model, self.optimizer, train,
                                  self.global_step)
 
-        self._train_dataset_fn = train_dataset_fn
+    def _open_data(self) -> None:
+        self._train_dataset_fn = self.task.dataset_fn("train")
+        if self._train_dataset_fn is None:
+            raise ConfigError(f"{type(self.task).__name__} has no training data")
+        self._eval_dataset_fn = self.task.dataset_fn("eval")
         self._skip_steps = 0
         self._train_iterator = self._make_train_iterator()
-        self._eval_dataset_fn = eval_dataset_fn
         self._check_eval_data()
+
+    def _open_checkpoints(self) -> None:
+        train = self.task.train_config
         resolver = getattr(self.strategy, "cluster_resolver", None)
         data_state = self._train_iterator if _checkpointable(self._train_iterator) else None
+        self._replays_data = data_state is None
+        weights = self.task.checkpoint_weights(self.model)
         self.checkpoints = RunCheckpoints(
-            train.run_dir, train.keep_checkpoints, networks=self.networks,
-            optimizer=self.optimizer, step=self.global_step, data_iterator=data_state,
-            chief=self.chief, worker_id=getattr(resolver, "task_id", 0) or 0)
+            train.run_dir, train.keep_checkpoints, weights=weights, optimizer=self.optimizer,
+            step=self.global_step, data_iterator=data_state, chief=self.chief,
+            worker_id=getattr(resolver, "task_id", 0) or 0)
+        self.best = (BestCheckpoint(train.run_dir, weights, self.task.main_metric, self.chief)
+                     if self.task.main_metric else None)
+
+    def _resume_or_warm_start(self) -> None:
+        train = self.task.train_config
         resumed = self.checkpoints.restore_latest()
-        if resumed and data_state is None:
+        if resumed and self._replays_data:
             # This strategy's input iterators cannot be checkpointed: replay the data stream
             # deterministically up to the restored step instead.
             self._skip_steps = int(self.global_step.numpy())
@@ -140,15 +167,16 @@ class Trainer:
                      self._skip_steps)
             self._train_iterator = self._make_train_iterator()
         if not resumed and train.init_checkpoint:
-            self._warm_start(train.init_checkpoint)
-        self.summaries = Summaries(train.run_dir, enabled=self.chief)
-        self._stop_requested = False
-
-    # ------------------------------------------------------------------ set-up helpers
+            restored = self.task.warm_start(self.model, train.init_checkpoint,
+                                            train.allow_partial_init)
+            log.info("initialised weights from %s (optimizer state starts fresh)", restored)
 
     def _make_train_iterator(self):
+        make = self._train_dataset_fn
+        assert make is not None  # checked in _open_data
+
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            dataset = self._train_dataset_fn(context)
+            dataset = make(context)
             if self._skip_steps:  # each step takes one batch per replica of this pipeline
                 per_step = context.num_replicas_in_sync // context.num_input_pipelines
                 dataset = dataset.skip(self._skip_steps * per_step)
@@ -156,21 +184,8 @@ class Trainer:
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
-    def _warm_start(self, path: str) -> None:
-        """Loads weights only (fresh optimizer state) from a run dir (or its checkpoints/ dir or
-        one of its checkpoints), an HF dir or a TF1 ckpt."""
-        allow_partial = self.config.train.allow_partial_init
-        if is_run_checkpoint(path):
-            restored = restore_networks(path, self.networks, allow_partial=allow_partial)
-        else:
-            from electra_tf.interop import load_pretrained
-
-            load_pretrained(self.networks, path, allow_partial=allow_partial)
-            restored = path
-        log.info("initialised weights from %s (optimizer state starts fresh)", restored)
-
-    def _eval_batches(self, limit: int):
-        """The first `limit` held-out batches: the same ones at every evaluation."""
+    def _eval_batches(self, limit: int | None):
+        """The first `limit` held-out batches (all with None): the same ones every time."""
         if self._eval_dataset_fn is None:
             return iter(())
         data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
@@ -184,49 +199,36 @@ class Trainer:
         if next(self._eval_batches(1), None) is None:
             log.warning("the held-out data gives no full batch of train.batch_size=%d "
                         "examples, so evaluation is skipped: raise data.eval_documents or add "
-                        "data.eval_paths", self.config.train.batch_size)
+                        "data.eval_paths", self.task.train_config.batch_size)
             self._eval_dataset_fn = None
-
-    def _on_sigterm(self, signum, frame) -> None:
-        log.warning("received SIGTERM: saving a checkpoint after the current steps, then "
-                    "stopping")
-        self._stop_requested = True
 
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, num_batches: int | None = None) -> dict[str, float]:
-        """Metrics on the held-out data ({} when the run has none)."""
-        sums = self.step_fn.evaluate(self._eval_batches(num_batches or
-                                                        self.config.train.eval_steps))
-        if sums is None:
+        """Metrics on the held-out data ({} when the run has none). Without `num_batches`,
+        `train.eval_steps` batches, or every batch for a task that gathers per-example
+        outputs (its metrics need the whole split)."""
+        limit: int | None = num_batches or self.task.train_config.eval_steps
+        if self.task.main_metric is not None and num_batches is None:
+            limit = None
+        result = self.step_fn.evaluate(self._eval_batches(limit))
+        if result is None:
             return {}
-        values = metrics_lib.finalize(sums, self.config.objective.kind)
-        values["loss"] = float(total_loss_from_ratios(values, self.config.objective))
-        return values
+        sums, examples = result
+        return self.task.metrics({k: v.numpy() for k, v in sums.items()}, examples)
 
     def text_sample(self) -> str | None:
-        """Markdown of the first held-out example with replacements and verdicts marked."""
-        if self.tokenizer is None or self.networks.discriminator is None:
-            return None
+        """Markdown of the task's text summary for the first held-out batch."""
         batch = next(self._eval_batches(1), None)
         if batch is None:
             return None
         batch = {k: self.strategy.experimental_local_results(v)[0] for k, v in batch.items()}
-        out = electra_objective(self.networks, batch, config=self.config.objective,
-                                seed=tf.constant(self.config.train.seed, tf.int64),
-                                training=False)
-        original = scatter_at_positions(batch["input_ids"], batch["masked_lm_positions"],
-                                        batch["masked_lm_ids"], batch["masked_lm_weights"])
-        length = int(tf.reduce_sum(batch["input_mask"][0]))
-        to_text = lambda ids: [t.decode("utf-8", "replace") for t in
-                               self.tokenizer.id_to_token(ids[0][:length]).numpy()]
-        return render_replacements(to_text(out.extras["corrupted_ids"]), to_text(original),
-                                   out.extras["disc_probs"][0].numpy(), length)
+        return self.task.text_summary(self.model, batch)
 
     # ------------------------------------------------------------------ the loop
 
     def _next_chunk(self, step: int, total: int, profiler: Profiler) -> int:
-        train = self.config.train
+        train = self.task.train_config
         end = min(total, step + train.steps_per_execution)
         for every in (train.log_every, train.checkpoint_every, train.eval_every,
                       train.text_summary_every):
@@ -239,64 +241,27 @@ class Trainer:
 
     def train(self, stop_at: int | None = None) -> TrainResult:
         """Trains to `train.steps` (or to `stop_at`, saving a checkpoint there)."""
-        train = self.config.train
+        train = self.task.train_config
         total = train.steps if stop_at is None else min(stop_at, train.steps)
         step = int(self.global_step.numpy())
-        if step >= total:  # nothing to train, and nothing to save again
+        if step >= total and not preemption.requested():  # nothing to train or save again
             if step >= train.steps:
                 log.warning("the run in %s is already at step %d, not below train.steps=%d: "
                             "nothing to train (raise train.steps to continue it)",
                             train.run_dir, step, train.steps)
+            self._release()
             return TrainResult(step, "completed" if step >= train.steps else "stopped",
                                checkpoint=self.checkpoints.latest,
-                               weights_digest=weights_digest(self.networks))
-        global_tokens = train.batch_size * self.config.data.seq_length
+                               weights_digest=weights_digest(self.model),
+                               best_checkpoint=self.best.path if self.best else None)
+        if self._lock is not None and self._lock.released:
+            self._lock.acquire()
         profiler = Profiler(os.path.join(self.summaries.logdir, "train"), train.profile_steps)
-        previous_handler = None
+        preemption.watch()
+        progress = Progress(step, total, self.task.log_keys, enabled=self.chief)
         try:
-            previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: no preemption handling
-            pass
-        progress = _Progress(step, total, enabled=self.chief)
-        window, window_steps, window_time = None, 0, 0.0
-        last_metrics: dict[str, float] = {}
-        eval_metrics: dict[str, float] = {}
-        status = "completed"
-        try:
-            while step < total:
-                profiler.update(step)
-                n = self._next_chunk(step, total, profiler)
-                start = time.perf_counter()
-                loss, sums = self.step_fn.train(self._train_iterator, n)
-                loss = float(loss)
-                elapsed = time.perf_counter() - start
-                if not math.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"the loss became {loss} at step {step + n}; stopping without saving. "
-                        f"The last good checkpoint is {self.checkpoints.latest}. {_NAN_ADVICE}")
-                step += n
-                sums = {k: v.numpy() for k, v in sums.items()}
-                window = sums if window is None else {k: window[k] + sums[k] for k in sums}
-                window_steps, window_time = window_steps + n, window_time + elapsed
-                progress.update(step, loss)
-                if step % train.log_every == 0 or step == total:
-                    last_metrics = self._log_train(step, window, window_steps,
-                                                   window_time, global_tokens, progress)
-                    window, window_steps, window_time = None, 0, 0.0
-                if step % train.checkpoint_every == 0 and step < total:
-                    self._save_checkpoint(step)
-                if train.eval_every and step % train.eval_every == 0 and step < total:
-                    eval_metrics = self._log_eval(step)
-                if (train.text_summary_every and step % train.text_summary_every == 0
-                        and self.chief):
-                    sample = self.text_sample()
-                    if sample:
-                        self.summaries.text("train", step, "replacements", sample)
-                if self._stop_requested:
-                    status = "preempted"
-                    break
-            if status == "completed" and total < train.steps:
-                status = "stopped"
+            step, status, last_metrics, eval_metrics = self._loop(step, total, profiler,
+                                                                  progress)
             path = self._save_checkpoint(step)
             if status == "completed":
                 eval_metrics = self._log_eval(step) or eval_metrics
@@ -304,33 +269,85 @@ class Trainer:
             profiler.stop()
             progress.close()
             self.summaries.flush()
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
-        digest = weights_digest(self.networks)
+            self._release()
+        if status == "preempted":
+            preemption.reset()
+        digest = weights_digest(self.model)
         log.info("%s at step %d; checkpoint %s; weights digest %s", status, step, path, digest)
-        return TrainResult(step, status, last_metrics, eval_metrics, path, digest)
+        return TrainResult(step, status, last_metrics, eval_metrics, path, digest,
+                           self.best.path if self.best else None)
+
+    def _loop(self, step: int, total: int, profiler: Profiler, progress: Progress):
+        """Runs chunks of steps to `total`; returns (step, status, train and eval metrics)."""
+        train = self.task.train_config
+        window, window_steps, window_time = None, 0, 0.0
+        last_metrics: dict[str, float] = {}
+        eval_metrics: dict[str, float] = {}
+        if preemption.requested():
+            log.warning("stopping before the first step (SIGTERM during set-up)")
+            return step, "preempted", last_metrics, eval_metrics
+        while step < total:
+            profiler.update(step)
+            n = self._next_chunk(step, total, profiler)
+            start = time.perf_counter()
+            loss, sums = self.step_fn.train(self._train_iterator, n)
+            loss = float(loss)
+            elapsed = time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the loss became {loss} at step {step + n}; stopping without saving. "
+                    f"The last good checkpoint is {self.checkpoints.latest}. {_NAN_ADVICE}")
+            step += n
+            sums = {k: v.numpy() for k, v in sums.items()}
+            window = sums if window is None else {k: window[k] + sums[k] for k in sums}
+            window_steps, window_time = window_steps + n, window_time + elapsed
+            progress.update(step, loss)
+            if step % train.log_every == 0 or step == total:
+                last_metrics = self._log_train(step, window, window_steps, window_time,
+                                               progress)
+                window, window_steps, window_time = None, 0, 0.0
+            if step % train.checkpoint_every == 0 and step < total:
+                self._save_checkpoint(step)
+            if train.eval_every and step % train.eval_every == 0 and step < total:
+                eval_metrics = self._log_eval(step)
+            if train.text_summary_every and step % train.text_summary_every == 0 and self.chief:
+                sample = self.text_sample()
+                if sample:
+                    self.summaries.text("train", step, "replacements", sample)
+            if preemption.requested():
+                return step, "preempted", last_metrics, eval_metrics
+        status = "completed" if total >= train.steps else "stopped"
+        return step, status, last_metrics, eval_metrics
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def _save_checkpoint(self, step: int) -> str:
         """Saves a checkpoint, unless the last update left non-finite weights (the loss checked
         before it was still finite): then the previous checkpoint stays the last good one."""
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
-                                for v in self.networks.trainable_variables])
+                                for v in self.model.trainable_variables])
         if not bool(finite):
             raise NonFiniteLossError(
                 f"the weights became NaN or Inf in the update of step {step}; stopping without "
                 f"saving. The last good checkpoint is {self.checkpoints.latest}. {_NAN_ADVICE}")
+        if self._lock is not None:
+            self._lock.refresh()
         return self.checkpoints.save()
 
-    def _log_train(self, step, window, steps, seconds, global_tokens, progress):
-        values = metrics_lib.finalize(window, self.config.objective.kind)
-        # Over the window, like every other train metric (and like the eval loss).
-        values["loss"] = float(total_loss_from_ratios(values, self.config.objective))
+    def _log_train(self, step, window, steps, seconds, progress):
+        train = self.task.train_config
+        task_sums = {k: v for k, v in window.items() if k not in metrics_lib.STEP_SUMS}
+        values = self.task.metrics(task_sums)  # over the window, like every other train metric
         values["learning_rate"] = float(self.optimizer.learning_rate)
+        values["grad_norm"] = metrics_lib.mean_grad_norm(window)
         scale = getattr(self.optimizer, "dynamic_scale", None)
         values["loss_scale"] = float(scale.numpy()) if scale is not None else 1.0
         values["step_time"] = seconds / steps
-        values["examples_per_second"] = steps * self.config.train.batch_size / seconds
-        values["tokens_per_second"] = steps * global_tokens / seconds
+        values["examples_per_second"] = steps * train.batch_size / seconds
+        values["tokens_per_second"] = (steps * train.batch_size * self.task.tokens_per_example
+                                       / seconds)
         self.summaries.scalars("train", step, values)
         progress.log(step, values)
         return values
@@ -339,50 +356,7 @@ class Trainer:
         values = self.evaluate()
         if values:
             self.summaries.scalars("eval", step, values)
-            log.info("eval step %d: %s", step, _format(values))
+            log.info("eval step %d: %s", step, format_metrics(values, self.task.log_keys))
+            if self.best is not None:
+                self.best.update(step, values)
         return values
-
-
-def _format(values: dict[str, float]) -> str:
-    keys = ("loss", "masked_lm_loss", "masked_lm_accuracy", "disc_loss", "disc_auc",
-            "disc_recall", "tokens_per_second")
-    return " ".join(f"{k}={values[k]:.4g}" for k in keys if k in values)
-
-
-def _eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class _Progress:
-    """A tqdm bar on an interactive terminal, plain log lines otherwise."""
-
-    def __init__(self, step: int, total: int, enabled: bool):
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
-        self.total = total
-        self.last = step
-        self.first = step
-        self.start = time.perf_counter()
-
-    def update(self, step: int, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(step - self.last)
-            self.bar.set_postfix(loss=f"{loss:.3f}")
-        self.last = step
-
-    def log(self, step: int, values: dict[str, float]) -> None:
-        if self.bar is None:
-            rate = (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
-            eta = (self.total - step) / rate if rate > 0 else float("nan")
-            log.info("step %d/%d (eta %s): %s", step, self.total, _eta(eta), _format(values))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from electra_tf.errors import UserError
-from electra_tf.interop.names import tf1_variables
+from electra_tf.models.names import tf1_variables
 
-logger = logging.getLogger("electra_tf.interop")
+logger = logging.getLogger(__name__)
 
 DEFAULT_HINT = ("Check that the model config matches the checkpoint "
                 "(model_config_from_tf1_checkpoint / read_huggingface_model_config read it from "
