@@ -163,11 +163,11 @@ def test_random_bytes_are_not_text(tmp_path, encoding):
 
 def test_a_few_decode_errors_are_counted_and_logged(tmp_path, caplog):
     path = tmp_path / "mostly.txt"
-    path.write_bytes(SPANISH.encode("utf-8") + b"one bad \xff byte\n")
+    path.write_bytes((SPANISH * 4).encode("utf-8") + b"ten bad \xff bytes\n" * 10)
     with caplog.at_level(logging.WARNING, logger="electra_tf.data.text_checks"):
         docs = read_docs(text_config([path]))
-    assert docs[-1] == ["one bad \ufffd byte"]
-    assert "1 characters of the text files are not valid utf-8" in caplog.text
+    assert docs[-1][-1] == "ten bad \ufffd bytes"
+    assert "10 characters of the text files are not valid utf-8" in caplog.text
     tight = text_config([path], max_decode_error_fraction=0.0)
     with pytest.raises(DataError, match="max_decode_error_fraction=0.0"):
         read_docs(tight)

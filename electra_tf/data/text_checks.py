@@ -5,10 +5,11 @@ Before a text corpus is read into tf.data, the beginning of every file (up to
 decoded here, in Python, with `data.encoding`:
 
 * Undecodable characters (they become U+FFFD in the graph) are counted and logged. Above
-  `data.max_decode_error_fraction` of the characters, reading stops with a `DataError` that
-  names the file and the fix (set `data.encoding`, or convert the file).
-* A file whose sample is mostly not text (undecodable or control characters: random bytes, a
-  binary file) is an error whatever the encoding.
+  `data.max_decode_error_fraction` of the characters (and at least `_MIN_DECODE_ERRORS`),
+  reading stops with a `DataError` that names the file and the fix (set `data.encoding`, or
+  convert the file).
+* A file whose sample is mostly not text (over `NON_TEXT_FRACTION` undecodable or control
+  characters: random bytes, a binary file) is an error whatever the encoding.
 * Lines longer than `data.max_piece_chars` are counted and logged: they are cut into pieces
   before tokenization (documents.cut_long_texts).
 
@@ -36,8 +37,13 @@ logger = logging.getLogger(__name__)
 _SAMPLE_BYTES = 4 << 20           # per file
 _TOTAL_SAMPLE_BYTES = 64 << 20    # over all files
 _MIN_SAMPLE_BYTES = 64 << 10
-# Above this share of undecodable or control characters a file is not text.
+# Above this share of undecodable or control characters a file is not text (judged on samples
+# of at least _MIN_NON_TEXT_CHARS characters).
 NON_TEXT_FRACTION = 0.10
+_MIN_NON_TEXT_CHARS = 256
+# Fewer undecodable characters than this in a sample are logged, never an error (a stray byte
+# in a tiny file is not a wrong encoding).
+_MIN_DECODE_ERRORS = 8
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
@@ -116,14 +122,15 @@ def _check_one(name: str, stats: TextStats, data: DataConfig) -> None:
     if stats.chars == 0:
         return
     sample = f"{stats.sampled_bytes:,} bytes read"
-    if (stats.decode_errors + stats.control_chars) / stats.chars > NON_TEXT_FRACTION:
+    if (stats.chars >= _MIN_NON_TEXT_CHARS
+            and (stats.decode_errors + stats.control_chars) / stats.chars > NON_TEXT_FRACTION):
         raise DataError(
             f"{name} does not look like text: {stats.decode_errors + stats.control_chars:,} of "
             f"its first {stats.chars:,} characters ({sample}) are undecodable as "
             f"{data.encoding} or control characters; remove it from data.paths, or set "
             "data.encoding if it is text in another encoding")
     fraction = stats.decode_errors / stats.chars
-    if fraction > data.max_decode_error_fraction:
+    if fraction > data.max_decode_error_fraction and stats.decode_errors >= _MIN_DECODE_ERRORS:
         raise DataError(
             f"{name} is not {data.encoding} text: {stats.decode_errors:,} of its first "
             f"{stats.chars:,} characters ({fraction:.2%}; {sample}) cannot be decoded, above "
