@@ -183,6 +183,7 @@ def test_a_damaged_run_config_is_one_line_that_says_how_to_recover(tmp_path, cap
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint",
                                                                             "ckpt-1.index"]
     assert not (tmp_path / "export").exists()
+    assert not (run_dir / "vocab.txt").exists()  # refused before any work
 
 
 @pytest.fixture
