@@ -90,7 +90,7 @@ def _tf_variables(networks: ElectraNetworks) -> list[tf.Variable]:
 
 
 def _any_shape(name: str, dtype: tf.DType) -> tf.TensorSpec:
-    """A signature input of unknown shape: its rank is checked inside the graph (`_with_rank`).
+    """A signature input of unknown shape: its rank is checked inside the graph (`with_rank`).
 
     A loaded SavedModel's signature does not enforce the shapes of its TensorSpecs, and the
     graph's kernels trust them: a [None] spec called with a scalar string crashes the process,
@@ -100,11 +100,11 @@ def _any_shape(name: str, dtype: tf.DType) -> tf.TensorSpec:
     return tf.TensorSpec(None, dtype, name=name)
 
 
-def _strings(name: str) -> tf.TensorSpec:
+def string_input(name: str) -> tf.TensorSpec:
     return _any_shape(name, tf.string)
 
 
-def _with_rank(tensor: tf.Tensor, rank: int, message: str) -> tf.Tensor:
+def with_rank(tensor: tf.Tensor, rank: int, message: str) -> tf.Tensor:
     """`tensor` (rank 1 or 2) after an in-graph check that raises InvalidArgumentError with
     `message` when called with another rank.
 
@@ -122,8 +122,8 @@ def _with_rank(tensor: tf.Tensor, rank: int, message: str) -> tf.Tensor:
     raise ValueError(f"rank {rank} is not supported")
 
 
-def _text_batch(text: tf.Tensor, signature: str, name: str = "text") -> tf.Tensor:
-    return _with_rank(text, 1, (
+def text_batch(text: tf.Tensor, signature: str, name: str = "text") -> tf.Tensor:
+    return with_rank(text, 1, (
         f"{signature}: `{name}` must be a 1-D string tensor of shape [batch]; put a single "
         "text in a list, and pass one text (not a row of texts) per example"))
 
@@ -131,7 +131,7 @@ def _text_batch(text: tf.Tensor, signature: str, name: str = "text") -> tf.Tenso
 def _in_range(values: tf.Tensor, low: int, high: int, message: str):
     """(checks that every value is in [low, high), `values` clipped to that range).
 
-    The clipping is a no-op for valid values; like `_with_rank`'s reshape, it keeps any other
+    The clipping is a no-op for valid values; like `with_rank`'s reshape, it keeps any other
     op (an embedding lookup) from failing before the checks with a less clear message.
     """
     checks = [tf.debugging.assert_greater_equal(values, tf.constant(low, values.dtype),
@@ -196,9 +196,9 @@ def _text_outputs(networks: ElectraNetworks, segments, seq_length: int, special)
 
 def _serve_text_function(networks: ElectraNetworks, tokenizer, seq_length: int):
     """serving_default: one text per example."""
-    @graph_function(_strings("text"))
+    @graph_function(string_input("text"))
     def serve_text(text):
-        text = _text_batch(text, SIGNATURE_TEXT)
+        text = text_batch(text, SIGNATURE_TEXT)
         return _text_outputs(networks, [tokenizer.tokenize(text)], seq_length, tokenizer.special)
 
     return serve_text
@@ -206,10 +206,10 @@ def _serve_text_function(networks: ElectraNetworks, tokenizer, seq_length: int):
 
 def _serve_pair_function(networks: ElectraNetworks, tokenizer, seq_length: int):
     """serving_pair: a text and a second text per example."""
-    @graph_function(_strings("text"), _strings("text_pair"))
+    @graph_function(string_input("text"), string_input("text_pair"))
     def serve_pair(text, text_pair):
-        text = _text_batch(text, SIGNATURE_PAIR)
-        text_pair = _text_batch(text_pair, SIGNATURE_PAIR, "text_pair")
+        text = text_batch(text, SIGNATURE_PAIR)
+        text_pair = text_batch(text_pair, SIGNATURE_PAIR, "text_pair")
         tf.debugging.assert_equal(tf.shape(text), tf.shape(text_pair), message=(
             "text and text_pair must have the same batch size"))
         return _text_outputs(networks, [tokenizer.tokenize(text), tokenizer.tokenize(text_pair)],
@@ -227,7 +227,7 @@ def _encode_function(networks: ElectraNetworks):
     @graph_function(*(_any_shape(name, tf.int32) for name in names))
     def encode(input_word_ids, input_mask, input_type_ids):
         input_word_ids, input_mask, input_type_ids = (
-            _with_rank(tensor, 2, f"{SIGNATURE_ENCODE}: `{name}` must be a 2-D int32 tensor "
+            with_rank(tensor, 2, f"{SIGNATURE_ENCODE}: `{name}` must be a 2-D int32 tensor "
                                   "of shape [batch, length]; put a single sequence in a list")
             for tensor, name in zip((input_word_ids, input_mask, input_type_ids), names,
                                     strict=True))
@@ -281,9 +281,9 @@ def _fill_mask_function(networks: ElectraNetworks, tokenizer, *, seq_length: int
     """fill_mask: the generator's top-k guesses at the first `max_predictions` [MASK]s."""
     special, generator = tokenizer.special, networks.generator
 
-    @graph_function(_strings("text"))
+    @graph_function(string_input("text"))
     def fill_mask(text):
-        text = _text_batch(text, SIGNATURE_FILL_MASK)
+        text = text_batch(text, SIGNATURE_FILL_MASK)
         ids, mask, segment_ids = _pack([_tokenize_with_masks(tokenizer, text)], seq_length,
                                        special)
         is_mask = tf.equal(ids, special.mask_id) & tf.equal(mask, 1)

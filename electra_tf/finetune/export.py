@@ -39,7 +39,7 @@ import os
 import tensorflow as tf
 
 from electra_tf.config import ConfigError
-from electra_tf.export.saved_model import _strings, graph_function
+from electra_tf.export.saved_model import graph_function, string_input, text_batch, with_rank
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,15 @@ class FinetunedSavedModel(tf.Module):
                     "label_names": tf.broadcast_to(names[None, :], tf.shape(probabilities))}
 
         if kind != "tagging":
-            @graph_function(_strings("text"))
+            @graph_function(string_input("text"))
             def serve_text(text):
+                text = text_batch(text, "serving_default")
                 return sequence_outputs(text, tf.fill(tf.shape(text), ""))
 
-            @graph_function(_strings("text"), _strings("text_pair"))
+            @graph_function(string_input("text"), string_input("text_pair"))
             def serve_pair(text, text_pair):
+                text = text_batch(text, "serving_pair")
+                text_pair = text_batch(text_pair, "serving_pair", "text_pair")
                 tf.debugging.assert_equal(tf.shape(text), tf.shape(text_pair), message=(
                     "text and text_pair must have the same batch size"))
                 return sequence_outputs(text, text_pair)
@@ -111,10 +114,11 @@ class FinetunedSavedModel(tf.Module):
                     & tf.not_equal(ids, special.sep_id))
             return best, tf.reduce_max(probabilities, axis=-1), real
 
-        @graph_function(_strings("text"))
+        @graph_function(string_input("text"))
         def tag_text(text):
             from electra_tf.data.packing import pack_segments
 
+            text = text_batch(text, "serving_default")
             packed = pack_segments([tokenizer.tokenize(text)], seq_length, special)
             ids = tf.cast(packed["input_ids"], tf.int32)
             mask = tf.cast(packed["input_mask"], tf.int32)
@@ -128,6 +132,8 @@ class FinetunedSavedModel(tf.Module):
 
         @graph_function(tf.TensorSpec([None, None], tf.string, name="words"))
         def tag_words(words):
+            words = with_rank(words, 2, "tag_words: `words` must be a 2-D string tensor "
+                                        "[batch, words], padded with empty strings")
             ragged = tf.RaggedTensor.from_tensor(words, padding="")
             batch = tf.shape(words)[0]
             features = _tagging_features(
