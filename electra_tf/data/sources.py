@@ -111,6 +111,7 @@ def _tfds_documents(data: DataConfig, split: str,
     feature = data.tfds_feature
     dataset = dataset.map(graph_only(lambda example: example[feature]))
     if pipelines > 1 and not by_file:
+        assert input_context is not None  # more than one pipeline comes from a context
         dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
     max_chars = data.max_piece_chars
     dataset = dataset.batch(64).map(
@@ -151,7 +152,9 @@ def open_documents(data: DataConfig, split: str = "train",
         documents = _tfds_documents(data, split, input_context)
     else:
         documents = _default_documents(data, split)
-    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    if input_context is None:
+        return documents
+    pipelines = input_context.num_input_pipelines
     if pipelines > 1 and not documents.sharded_by_file and data.source != "tfds":
         documents.dataset = documents.dataset.shard(pipelines, input_context.input_pipeline_id)
         documents.description += (f", documents {input_context.input_pipeline_id}::{pipelines}")

@@ -64,7 +64,7 @@ def file_sha256(path: str) -> str:
 
 def tokenizer_settings(data: DataConfig) -> dict:
     """What decides the token ids besides the vocabulary file (metadata ``tokenizer``)."""
-    settings = {"kind": data.tokenizer}
+    settings: dict[str, str | bool] = {"kind": data.tokenizer}
     if data.tokenizer == "wordpiece":
         settings.update(lower_case=data.lower_case, strip_accents=data.strip_accents)
     return settings
@@ -74,6 +74,9 @@ def make_metadata(data: DataConfig, *, inputs: list[str], shards: list[str], cou
                   seed: int) -> dict:
     """The metadata.json content for shards made with `data`'s settings."""
     vocab = vocabulary_file(data)
+    if vocab is None:
+        raise DataError("prepared shards need a vocabulary: set data.vocab_file (or "
+                        "data.sentencepiece_model)")
     return {
         "format": FORMAT, "version": VERSION, "compression": COMPRESSION,
         "features": list(FEATURES), "seq_length": data.seq_length,
@@ -146,12 +149,15 @@ def resolve_shards(patterns: list[str], data: DataConfig, field: str) -> list[st
                         "pipelines.prepare_pretraining_data")
     shards: set[str] = set()
     for pattern in patterns:
+        directories: dict[str, set[str] | None]
         if tf.io.gfile.isdir(pattern):
             directories = {pattern: None}
         else:
             directories = {}
             for name in expand_paths([pattern], field):
-                directories.setdefault(os.path.dirname(name), set()).add(os.path.basename(name))
+                named_here = directories.setdefault(os.path.dirname(name), set())
+                assert named_here is not None
+                named_here.add(os.path.basename(name))
         for directory, named in directories.items():
             metadata = read_metadata(directory)
             check_metadata(metadata, data, directory)

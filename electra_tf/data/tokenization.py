@@ -173,7 +173,7 @@ class SentencePieceTokenizer(Tokenizer):
             raise VocabError(f"SentencePiece model {model_path} has no piece for "
                              f"{' '.join(missing)} ([PAD]/[UNK] may also be its own <pad>/<unk>); "
                              f"{fix}")
-        self.special = SpecialTokens(*ids)
+        self.special = SpecialTokens(*(i for i in ids if i is not None))  # none is missing
         self.vocab_path = model_path
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:

@@ -119,7 +119,7 @@ def learn_vocab(counts: collections.Counter, vocab_size: int, *, max_input_words
         threshold = min(hi - 1, max(lo + 1, int(round(guess))))
         if threshold in results:
             break
-    best = results.get(lo) if lo in results else results[max(results, key=lambda t: len(
+    best = results[lo] if lo in results else results[max(results, key=lambda t: len(
         results[t]))]
     return _exact_size(best, vocab_size)
 
