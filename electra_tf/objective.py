@@ -111,6 +111,7 @@ def electra_objective(networks: ElectraNetworks, batch: Batch, *, config: Object
     #    to the original token counts as original. The loss covers every non-pad token.
     real = tf.cast(input_mask, tf.float32)
     labels = tf.cast(tf.not_equal(corrupted, original), tf.float32) * real
+    assert networks.discriminator is not None  # electra networks have one
     disc_logits = networks.discriminator(corrupted, input_mask, segment_ids, training=training)
     disc_per_token = tf.nn.sigmoid_cross_entropy_with_logits(labels, disc_logits)
     disc_loss, disc_ratio = _weighted_mean(disc_per_token, real, normalizers["disc"])

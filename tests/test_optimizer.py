@@ -124,3 +124,33 @@ def test_learning_rate_schedule(step, expected):
 
 
 # Two tensors with global norm 5 (3 and 4): clipping each tensor on its own would differ.
+
+
+def test_learning_rate_multipliers_scale_the_whole_update_decay_included():
+    # Layer-wise decay: var -= lr * factor * (m / (sqrt(v) + eps) + wd * var), decay skipped
+    # for LayerNorm/bias variables, no bias correction (the reference's AdamW).
+    kernel = keras.Variable(np.ones((2, 2), np.float32), name="kernel")
+    bias = keras.Variable(np.ones(2, np.float32), name="bias")
+    train = TrainConfig(learning_rate=0.1, steps=1000, warmup_steps=0, weight_decay=0.01)
+    optimizer = create_optimizer(train, [kernel, bias], multipliers=[0.5, 0.25])
+    grads = [np.full((2, 2), 0.3, np.float32), np.full(2, -0.2, np.float32)]
+    expected = [kernel.numpy().astype(np.float64), bias.numpy().astype(np.float64)]
+    m = [np.zeros_like(e) for e in expected]
+    v = [np.zeros_like(e) for e in expected]
+    for step in range(2):
+        lr = 0.1 * (1 - step / 1000)
+        optimizer.apply([tf.constant(g) for g in grads], [kernel, bias])
+        settings = zip(grads, (0.5, 0.25), (True, False), strict=True)
+        for i, (g, factor, decays) in enumerate(settings):
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            update = m[i] / (np.sqrt(v[i]) + 1e-6) + (0.01 * expected[i] if decays else 0.0)
+            expected[i] = expected[i] - lr * factor * update
+    np.testing.assert_allclose(kernel.numpy(), expected[0], rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), expected[1], rtol=1e-5)
+
+
+def test_one_multiplier_per_variable_is_required():
+    w = keras.Variable(np.ones(2, np.float32), name="w")
+    with pytest.raises(ValueError, match="2 learning-rate multipliers for 1 variables"):
+        create_optimizer(TrainConfig(), [w], multipliers=[1.0, 0.5])

@@ -153,8 +153,9 @@ class ObjectiveConfig:
 class DataConfig:
     """Where text comes from and how it becomes fixed-length examples."""
 
-    source: str = "default"          # "default" (offline WordNet glosses), "text" or "tfds"
-    paths: list[str] = field(default_factory=list)  # files or globs (local or gs://) for "text"
+    source: str = "default"          # "default" (WordNet glosses), "text", "tfds" or "tfrecord"
+    # "text": files or globs (local or gs://); "tfrecord": directories of prepared shards
+    paths: list[str] = field(default_factory=list)
     layout: str = "sentence_per_line"  # or "document_per_line"
     tfds_name: str | None = None     # e.g. "wikipedia/20230601.en"
     tfds_split: str = "train"
@@ -178,9 +179,15 @@ class DataConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.source not in ("default", "text", "tfds"):
-            raise ConfigError("data.source must be 'default', 'text' or 'tfds', "
+        if self.source not in ("default", "text", "tfds", "tfrecord"):
+            raise ConfigError("data.source must be 'default', 'text', 'tfds' or 'tfrecord', "
                               f"got {self.source!r}")
+        if self.source == "tfrecord" and not self.paths:
+            raise ConfigError("data.source is 'tfrecord' but data.paths is empty: list the "
+                              "directories written by pipelines.prepare_pretraining_data")
+        if self.source == "tfrecord" and not (self.vocab_file or self.sentencepiece_model):
+            raise ConfigError("data.source is 'tfrecord' but data.vocab_file is not set: give the "
+                              "vocabulary the shards were made with (see their metadata.json)")
         if self.source == "text" and not self.paths:
             raise ConfigError("data.source is 'text' but data.paths is empty: list the text files "
                               "or globs to read (e.g. --set data.paths=[corpus/*.txt])")
@@ -203,7 +210,7 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.eval_documents < 0:
             raise ConfigError(f"data.eval_documents must be >= 0, got {self.eval_documents}")
-        if self.eval_paths and self.source != "text":
+        if self.eval_paths and self.source not in ("text", "tfrecord"):
             raise ConfigError(f"data.eval_paths is only read by data.source=text, not "
                               f"{self.source!r}: remove it (data.eval_documents sets how many "
                               "documents are held out for evaluation)")

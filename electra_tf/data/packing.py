@@ -24,6 +24,12 @@ truncated away; and a document longer than 64 sequences is packed as independent
 costs at most one shorter example per 64).
 
 `pack_segments` is the serving-time counterpart for one or two already tokenized texts.
+
+Seeding: the trainer's pipeline packs batches of documents with one seed per call, so a document's
+examples depend on the batch it lands in. `pack_document` packs one document with its own seed
+(`document_seeds`: a keyed hash of a stable document name such as ``file#index``), so a
+document's examples depend only on its text and name; the Beam job (pipelines/) packs through
+it, and tests compare it with this module run on the same documents and seeds.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from electra_tf.masking import SpecialTokens
 _ALG = tf.random.Algorithm.PHILOX
 _MIN_TARGET = 5
 _CHUNK_SEQUENCES = 64
+_HASH_BUCKETS = (1 << 63) - 1
 
 
 def _assemble(tokens: tf.Tensor, a_start: tf.Tensor, a_len: tf.Tensor, b_start: tf.Tensor,
@@ -171,6 +178,26 @@ def pack_documents(documents: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: i
         out.update(document=docs.concat(), target_length=targets.concat(),
                    single_segment=singles.concat())
     return out
+
+
+def document_seeds(keys: tf.Tensor, seed: int) -> tf.Tensor:
+    """int64 [n, 2] stateless packing seeds of the documents named by string `keys` [n].
+
+    A keyed hash (SipHash) of each name under `seed` (>= 0): stable across runs, machines and
+    batchings, different for every name."""
+    keys = tf.convert_to_tensor(keys, tf.string)
+    return tf.stack([tf.strings.to_hash_bucket_strong(keys, _HASH_BUCKETS, [seed, 1]),
+                     tf.strings.to_hash_bucket_strong(keys, _HASH_BUCKETS, [seed, 2])], axis=-1)
+
+
+def pack_document(document: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: int,
+                  special: SpecialTokens, short_seq_prob: float = 0.05,
+                  single_segment_prob: float = 0.10) -> dict[str, tf.Tensor]:
+    """Packs one tokenized document int [(sentences), (tokens)] with its own seed int64 [2]
+    (see `document_seeds`): `pack_documents` on a batch of this document alone."""
+    return pack_documents(tf.expand_dims(document, 0), seed, seq_length=seq_length,
+                          special=special, short_seq_prob=short_seq_prob,
+                          single_segment_prob=single_segment_prob)
 
 
 def pack_segments(segments: list[tf.RaggedTensor], seq_length: int,

@@ -70,6 +70,11 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
         raise DataError(f"the tokenizer's vocabulary ({tokenizer.vocab_path}) has "
                         f"{tokenizer.vocab_size} tokens but model.vocab_size is "
                         f"{config.model.vocab_size}; set model.vocab_size={tokenizer.vocab_size}")
+    if data.source == "tfrecord":    # prepared shards: packed already, masked here
+        from electra_tf.data import tfrecord
+        return tfrecord.make_dataset(config, tokenizer.special, split=split,
+                                     batch_size=batch_size, input_context=input_context,
+                                     repeat=repeat)
     seq_length, max_predictions = data.seq_length, config.max_predictions
     special = tokenizer.special
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0

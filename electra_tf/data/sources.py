@@ -373,6 +373,8 @@ def _tfds_documents(data: DataConfig, split: str,
 def has_eval_split(data: DataConfig) -> bool:
     """Whether the config holds out documents for split="eval" (data.eval_documents > 0, or
     data.eval_paths for the text source). Only the config is looked at, no file is read."""
+    if data.source == "tfrecord":     # prepared shards: only explicit held-out shards
+        return bool(data.eval_paths)
     return data.eval_documents > 0 or (data.source == "text" and bool(data.eval_paths))
 
 

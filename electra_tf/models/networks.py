@@ -131,7 +131,12 @@ def unique_variables(variables) -> list:
     """`variables` in order, each once (the two networks share the embedding variables;
     variables do not hash by identity, so this compares ids)."""
     seen: set[int] = set()
-    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]
+    unique = []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique
 
 
 def build_networks(config: ModelConfig, objective: str = "electra",

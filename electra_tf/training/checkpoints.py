@@ -260,8 +260,8 @@ def restore_networks(path: str, networks: ElectraNetworks, step: int | None = No
             raise CheckpointError(f"checkpoint {prefix} cannot be read (its files: "
                                   f"{_files(prefix)}): {short_message(e)}") from None
         return prefix
-    prefix = _restore_newest(directory, restore)
-    if prefix is None:
+    newest = _restore_newest(directory, restore)
+    if newest is None:
         raise MissingFileError(f"no checkpoint in {directory}; train first, or check "
-                                "the --run-dir")
-    return prefix
+                               "the --run-dir")
+    return newest

@@ -131,7 +131,7 @@ def checkpoint_step(prefix: str) -> int:
 def checkpoint_paths(directory: str) -> list[str]:
     """The checkpoint prefixes (`.../ckpt-N`) of a run's checkpoints directory, newest first:
     those its `checkpoint` index lists, even if their files are gone, and any other found."""
-    names = set()
+    names: set[str] = set()
     state = tf.train.get_checkpoint_state(directory)
     if state is not None:
         names.update(os.path.basename(p) for p in state.all_model_checkpoint_paths)

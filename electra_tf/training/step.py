@@ -165,7 +165,8 @@ class TrainStep:
     def evaluate(self, batches) -> tuple[dict, dict[str, np.ndarray]] | None:
         """Sums the metrics over distributed `batches`, and concatenates the per-example
         outputs (None when there are no batches)."""
-        sums, gathered = None, {}
+        sums = None
+        gathered: dict[str, list[np.ndarray]] = {}
         for batch in batches:
             batch_sums, examples = self._eval_fn(batch)
             sums = batch_sums if sums is None else tf.nest.map_structure(

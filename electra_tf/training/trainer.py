@@ -172,8 +172,11 @@ class Trainer:
             log.info("initialised weights from %s (optimizer state starts fresh)", restored)
 
     def _make_train_iterator(self):
+        make = self._train_dataset_fn
+        assert make is not None  # checked in _open_data
+
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            dataset = self._train_dataset_fn(context)
+            dataset = make(context)
             if self._skip_steps:  # each step takes one batch per replica of this pipeline
                 per_step = context.num_replicas_in_sync // context.num_input_pipelines
                 dataset = dataset.skip(self._skip_steps * per_step)
@@ -205,7 +208,7 @@ class Trainer:
         """Metrics on the held-out data ({} when the run has none). Without `num_batches`,
         `train.eval_steps` batches, or every batch for a task that gathers per-example
         outputs (its metrics need the whole split)."""
-        limit = num_batches or self.task.train_config.eval_steps
+        limit: int | None = num_batches or self.task.train_config.eval_steps
         if self.task.main_metric is not None and num_batches is None:
             limit = None
         result = self.step_fn.evaluate(self._eval_batches(limit))
