@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap every split of the fine-tuning tasks (data.max_examples)")
+    parser.add_argument("--objectives", nargs="+", default=["electra", "mlm"],
+                        choices=["electra", "mlm"], help="pretraining objectives to run")
+    parser.add_argument("--no-random", action="store_true",
+                        help="skip the random-init encoder (e.g. a second process runs it)")
     parser.add_argument("--work-dir", default="runs/pretraining_value")
     parser.add_argument("--out", default="docs/")
     parser.add_argument("--report-only", action="store_true",
@@ -228,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{budget:g}"
             plan = pretrain_plan(budget)
             results.setdefault("plans", {})[key] = plan
-            for objective in ("electra", "mlm"):
+            for objective in args.objectives:
                 run_dir = os.path.join(args.work_dir, "pretrain", key, objective)
                 pretrain(run_dir, objective, plan[objective]["steps"])
                 vocab = vocab or os.path.join(run_dir, "vocab.txt")
-                if "random" not in results:  # the same for every budget: once
+                if "random" not in results and not args.no_random:  # the same at every budget
                     run_encoder("random", "none", vocab, args, results, "random")
                 run_encoder(objective, run_dir, vocab, args, results, key)
     save(results, args.out)
