@@ -113,9 +113,11 @@ def finetune(run_dir: str, task: str, init: str, vocab: str, seed: int, args) ->
 
 
 def run_encoder(name: str, init: str, vocab: str, args, results: dict, key: str) -> None:
-    for task in TASKS:
+    setting = f"max{args.max_examples or 'all'}_epochs{args.epochs:g}"
+    for task in args.tasks:
         for seed in range(args.seeds):
-            run_dir = os.path.join(args.work_dir, "finetune", key, name, task, f"seed{seed}")
+            run_dir = os.path.join(args.work_dir, "finetune", setting, key, name, task,
+                                   f"seed{seed}")
             scores = finetune(run_dir, task, init, vocab, seed, args)
             results.setdefault(key, {}).setdefault(name, {}).setdefault(task, {})[
                 str(seed)] = scores
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cap every split of the fine-tuning tasks (data.max_examples)")
     parser.add_argument("--objectives", nargs="+", default=["electra", "mlm"],
                         choices=["electra", "mlm"], help="pretraining objectives to run")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
+                        help="downstream tasks to fine-tune on")
     parser.add_argument("--no-random", action="store_true",
                         help="skip the random-init encoder (e.g. a second process runs it)")
     parser.add_argument("--work-dir", default="runs/pretraining_value")
