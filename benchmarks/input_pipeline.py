@@ -15,13 +15,18 @@ Two pipeline figures: uncached (every epoch tokenizes again) and cached (data.ca
 documents tokenized once and kept in memory; packing and masking stay fresh every epoch; the
 default for the default corpus). The CPU seconds used are printed too.
 
+`--determinism` instead compares data.deterministic on and off (the quickstart's pipeline:
+default corpus, cached), alternating rounds, in examples/s, against the consumption rate of a
+train step of `--step-ms` milliseconds per batch.
+
 Usage: python benchmarks/input_pipeline.py [--batch 32] [--seq 128] [--rounds 3]
-       [--vocab vocab.txt] [--vocab-size 30522] [--python-loop]
+       [--vocab vocab.txt] [--vocab-size 30522] [--python-loop] [--determinism [--step-ms 50]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import statistics
@@ -95,6 +100,35 @@ def time_hf(tokenizer, sentences: list[str]) -> tuple[float, float, int]:
     return seconds, cpu, sum(len(e.ids) for e in encodings)
 
 
+def compare_determinism(config: RunConfig, tokenizer, args) -> None:
+    """Examples/s with data.deterministic on and off, alternating rounds; medians."""
+    batches = args.batches or 200
+    datasets = {}
+    for deterministic in (True, False):
+        data = dataclasses.replace(config.data, deterministic=deterministic)
+        datasets[deterministic] = make_dataset(dataclasses.replace(config, data=data), tokenizer,
+                                               batch_size=args.batch)
+        time_pipeline(datasets[deterministic], batches, tokenizer.special, args.python_loop)
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for round_ in range(args.rounds):
+        for deterministic in (True, False):
+            seconds, _, _ = time_pipeline(datasets[deterministic], batches, tokenizer.special,
+                                          args.python_loop)
+            rates[deterministic].append(batches * args.batch / seconds)
+        print(f"round {round_ + 1}: deterministic {rates[True][-1]:,.0f} examples/s, "
+              f"non-deterministic {rates[False][-1]:,.0f} examples/s", flush=True)
+    step_rate = args.batch / (args.step_ms / 1000)
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"\nbatch {args.batch}, seq {args.seq}, default corpus (cached), {batches} batches per "
+          f"timing, medians of {args.rounds} rounds, {os.cpu_count()} CPUs")
+    print(f"data.deterministic: true  {on:12,.0f} examples/s  ({on / step_rate:.0f}x a "
+          f"{args.step_ms:g} ms step's {step_rate:,.0f} examples/s)")
+    print(f"data.deterministic: false {off:12,.0f} examples/s  ({off / step_rate:.0f}x)")
+    print(f"cost of determinism: {1 - on / off:+.1%} of the pipeline's throughput")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at the end: {load:.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -105,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab", default=None, help="vocab.txt (default: build one, cached)")
     parser.add_argument("--vocab-size", type=int, default=30522)
     parser.add_argument("--python-loop", action="store_true")
+    parser.add_argument("--determinism", action="store_true",
+                        help="compare data.deterministic on and off")
+    parser.add_argument("--step-ms", type=float, default=50.0,
+                        help="train step time per batch the pipeline must keep up with")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -119,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     config.model.vocab_size = max(config.model.vocab_size, args.vocab_size)
     config.validate()
     tokenizer = load_tokenizer(config.data)
+    if args.determinism:
+        compare_determinism(config, tokenizer, args)
+        return
 
     sentences = [s for doc in default_corpus_split("train", config.data.eval_documents)
                  for s in doc]

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from electra_tf.config import RunConfig, TrainConfig, model_preset  # noqa: E402
-from electra_tf.masking import SpecialTokens, mask_tokens  # noqa: E402
+from electra_tf.data.masking import SpecialTokens, mask_tokens  # noqa: E402
 from electra_tf.models import build_networks  # noqa: E402
 from electra_tf.pretraining import PretrainingTask  # noqa: E402
 from electra_tf.training.optimizer import create_optimizer  # noqa: E402

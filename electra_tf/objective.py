@@ -6,7 +6,7 @@
     [...] We minimize the combined loss  L_MLM(x, theta_G) + lambda * L_Disc(x, theta_D).
     [...] we don't back-propagate the discriminator loss through the generator."
 
-The batch arrives already masked (see `masking.py`): `input_ids` holds [MASK] (or the kept
+The batch arrives already masked (see `data/masking.py`): `input_ids` holds [MASK] (or the kept
 original) at `masked_lm_positions`, whose original tokens are `masked_lm_ids`.
 
 Losses are means over the *global* batch: the trainer passes `normalizers`, the token counts of

@@ -30,6 +30,11 @@ from electra_tf.training.task import DatasetFn, EvalOutput, StepContext, StepOut
 
 log = logging.getLogger(__name__)
 
+# Below this held-out AUC at or after this step, the run log warns that the discriminator is
+# stalled: a published ELECTRA-Small log reaches 0.68 by step 5,000, and the quickstart's
+# tiny model reaches 0.69 by step 3,000 (docs/quickstart-demo.md).
+STALLED_AUC, STALLED_AUC_STEP = 0.55, 5000
+
 # The scalar tags an ELECTRA pretraining run writes (tests check they are all present).
 TRAIN_TAGS = (metrics_lib.ELECTRA_RATIOS + ("disc_auc",) + LOOP_TAGS)
 
@@ -160,6 +165,19 @@ class PretrainingTask(Task):
 
         return render_replacements(to_text(out.extras["corrupted_ids"]), to_text(original),
                                    out.extras["disc_probs"][0].numpy(), length)
+
+    def progress_warning(self, step: int, eval_values: dict[str, float]) -> str | None:
+        """Held-out AUC still at chance long after the reference curve leaves it
+        (docs/quickstart-demo.md has the measured curves)."""
+        auc = eval_values.get("disc_auc")
+        if auc is None or step < STALLED_AUC_STEP or auc >= STALLED_AUC:
+            return None
+        return (f"held-out disc_auc is {auc:.3f} at step {step}, still near chance (0.5): "
+                f"healthy ELECTRA runs pass {STALLED_AUC} well before step {STALLED_AUC_STEP} "
+                "(a published ELECTRA-Small log is at 0.68 by step 5,000). Check "
+                "train.learning_rate and train.warmup_steps, the corpus (enough real text?), "
+                "and model.generator_fraction; docs/plateau.md describes the plateau of tiny "
+                "models")
 
     def resume_problems(self, saved_config: RunConfig) -> list[str]:
         return resume_problems(saved_config, self.config)

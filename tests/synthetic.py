@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.masking import SpecialTokens, mask_tokens
+from electra_tf.data.masking import SpecialTokens, mask_tokens
 
 SPECIAL = SpecialTokens(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 

@@ -1,9 +1,12 @@
 """The `electra-tf` command line: help, errors, and a real pretraining run on the default corpus."""
 
 import glob
+import logging
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +15,8 @@ import pytest
 import tensorflow as tf
 from test_trainer import read_scalars
 
+import electra_tf
+from electra_tf import cli
 from electra_tf.cli import EXIT_ERROR, EXIT_NAN, EXIT_PREEMPTED, build_parser, main
 from electra_tf.pretraining import TRAIN_TAGS
 
@@ -73,6 +78,15 @@ def test_bad_config_is_one_clear_line(tmp_path, capsys):
     assert code == EXIT_ERROR
     assert_one_line_error(capsys.readouterr().err, "pretrain",
                           "not divisible by model.num_heads")
+
+
+def test_an_empty_config_file_is_one_clear_line(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set yet\n")
+    code = main(["pretrain", "--config", str(empty), "--set", f"train.run_dir={tmp_path / 'r'}"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "pretrain", f"config file {empty} is empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
@@ -141,6 +155,110 @@ def test_build_vocab_into_a_directory_is_a_clear_error(tmp_path, capsys):
     assert_one_line_error(capsys.readouterr().err, "build-vocab",
                           f"cannot write the vocabulary to {out}: it is a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "is empty"),                        # was: the defaults, "a different model"
+    ("model: {num_layers: [2\n", "is not valid YAML"),  # was: a YAML traceback
+])
+@pytest.mark.parametrize("command", ["pretrain", "export"])
+def test_a_damaged_run_config_is_one_line_that_says_how_to_recover(tmp_path, capsys, command,
+                                                                    content, problem):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    # Export looks for a checkpoint first: a listed one (its content does not matter here).
+    (run_dir / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    (run_dir / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    saved = run_dir / "config.yaml"
+    saved.write_text(content)
+    if command == "pretrain":
+        argv = _tiny_pretrain_args(_write_corpus(tmp_path), run_dir, "train.steps=2")
+    else:
+        argv = ["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "export")]
+    assert main(argv) == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, command, f"{saved} {problem}",
+                          "rerun the `electra-tf pretrain` command", f"move {run_dir} away")
+    assert saved.read_text() == content  # left as it was, for the user to look at
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint",
+                                                                            "ckpt-1.index"]
+    assert not (tmp_path / "export").exists()
+    assert not (run_dir / "vocab.txt").exists()  # refused before any work
+
+
+@pytest.fixture
+def learning_forbidden(monkeypatch):
+    """build-vocab's checks must come before the corpus is read: reading it fails the test."""
+    import electra_tf.data.vocab as vocab
+
+    def count_words(*args, **kwargs):
+        raise AssertionError("the corpus was read before --out was checked")
+
+    monkeypatch.setattr(vocab, "count_words", count_words)
+
+
+@pytest.mark.parametrize("out, message", [
+    ("out", "cannot write the vocabulary to {tmp}/out: it is a directory"),
+    ("a_file/vocab.txt", "cannot write the vocabulary to {tmp}/a_file/vocab.txt: {tmp}/a_file "
+                         "is a file, not a directory"),
+    ("a_file/deeper/vocab.txt", "{tmp}/a_file is a file, not a directory"),
+])
+def test_build_vocab_checks_out_before_reading_the_corpus(tmp_path, capsys, learning_forbidden,
+                                                          out, message):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    code = main(["build-vocab", "--out", str(tmp_path / out), "--size", "100"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "build-vocab",
+                          message.format(tmp=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "out"]
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_build_vocab_into_an_unwritable_directory_fails_up_front(tmp_path, capsys,
+                                                                 learning_forbidden,
+                                                                 monkeypatch):
+    # Permissions cannot be relied on (tests may run as root): the filesystem refuses instead.
+    refuse = tf.io.gfile.GFile
+
+    def read_only(path, mode="r"):
+        if "w" in mode:
+            raise tf.errors.PermissionDeniedError(None, None, f"{path}; Read-only file system")
+        return refuse(path, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", read_only)
+    code = main(["build-vocab", "--out", str(tmp_path / "new" / "vocab.txt"), "--size", "100"])
+    assert code == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "build-vocab",
+                          f"cannot write the vocabulary to {tmp_path}/new/vocab.txt: cannot "
+                          f"create files in {tmp_path}", "Read-only file system")
+    assert not any(tmp_path.iterdir())
+
+
+def test_build_vocab_into_a_new_directory(tmp_path, capsys):
+    corpus = _write_corpus(tmp_path)
+    out = tmp_path / "new" / "deeper" / "vocab.txt"
+    code = main(["build-vocab", "--config", "configs/quickstart.yaml", "--set", "data.source=text",
+                 "--set", f"data.paths=[{corpus}]", "--set", "data.eval_documents=0",
+                 "--out", str(out), "--size", "50"])
+    assert code == 0, capsys.readouterr().err
+    assert out.read_text().split("\n")[:2] == ["[PAD]", "[UNK]"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "new"]  # no probe left
+
+
+def test_config_that_is_a_directory_says_so(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = main(["pretrain", "--config", str(tmp_path)])
+    assert code == EXIT_ERROR
+    line = assert_one_line_error(capsys.readouterr().err, "pretrain",
+                                 f"config file {tmp_path} is a directory; give the path of a "
+                                 "YAML config file")
+    assert "does not exist" not in line and "its saved config" not in line
+    (run_dir / "config.yaml").write_text("model: {preset: tiny}\n")
+    assert main(["pretrain", "--config", str(run_dir)]) == EXIT_ERROR
+    assert_one_line_error(capsys.readouterr().err, "pretrain",
+                          f"its saved config {run_dir}/config.yaml")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,3 +388,106 @@ def test_non_finite_loss_exits_3_and_keeps_the_last_good_checkpoint(tmp_path, ca
     for name in floats:
         assert np.isfinite(reader.get_tensor(name)).all(), name
     assert "completed at step" not in captured.out
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorFlow's own log lines: hidden by the entry point unless --verbose or TF_CPP_MIN_LOG_LEVEL.
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(electra_tf.__file__)))
+# What TensorFlow prints on a CPU machine when left alone: absl C++ records ("I0000 00:00:...
+# cudart_stub.cc:31] Could not find cuda drivers", "E0000 ... failed call to cuInit"), absl's
+# notice, oneDNN's and the CPU-feature banner, and Python-side absl INFO lines.
+TF_NOISE = re.compile(r"^[IWEF]\d{4} |cuInit|oneDNN|absl::InitializeLog|cpu_feature_guard"
+                      r"|INFO absl:", re.MULTILINE)
+
+
+def _run_cli(*args, env=None):
+    """`python -m electra_tf.cli ARGS` in a fresh process, TF_CPP_MIN_LOG_LEVEL unset (the test
+    session sets it) unless `env` sets it."""
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environ.update(env or {}, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "electra_tf.cli", *args], cwd=REPO,
+                          env=environ, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_pretrain_shows_no_tensorflow_log_lines_by_default(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = _tiny_pretrain_args(_write_corpus(tmp_path), run_dir, "train.steps=2",
+                               "train.warmup_steps=1", "train.log_every=1",
+                               "train.checkpoint_every=2")
+    proc = _run_cli(*argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "completed at step 2." in proc.stdout
+    assert "electra_tf.training.trainer: step 2/2" in proc.stderr  # its own progress stays
+    assert not TF_NOISE.findall(proc.stderr), proc.stderr
+
+
+@pytest.mark.slow
+def test_verbose_shows_tensorflow_log_lines(tmp_path):
+    # A command that imports TensorFlow and stops at once: what is observable on any machine is
+    # TensorFlow's start-up output (on a CPU one, the cudart_stub and CPU-feature records).
+    proc = _run_cli("export", "--run-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
+                    "--verbose")
+    assert proc.returncode == EXIT_ERROR
+    assert TF_NOISE.search(proc.stderr), proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("electra-tf export: error: run "
+                                                           "directory")
+
+
+TF_OUTPUT = """our own line
+WARNING: All log messages before absl::InitializeLog() is called are written to ...
+I0000 00:00:1796159929.707261   14309 cudart_stub.cc:31] Could not find cuda drivers.
+I0000 00:00:1796159930.083309   14309 cpu_feature_guard.cc:227] This TensorFlow binary is ...
+To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.
+W0000 00:00:1796159931.000000   14309 some.cc:1] a warning
+E0000 00:00:1796159288.895748    6595 cuda_platform.cc:52] failed call to cuInit: CUDA error
+F0000 00:00:1796159288.895748    6595 x.cc:1] fatal
+"""
+
+
+@pytest.mark.parametrize("level, kept", [
+    (0, TF_OUTPUT.splitlines()),
+    (1, ["our own line", "W0000", "E0000", "F0000"]),
+    (2, ["our own line", "E0000", "F0000"]),
+    (3, ["our own line", "F0000"]),
+])
+def test_tensorflow_log_records_below_the_level_are_filtered(level, kept):
+    # A line after a record is its continuation ("To enable the following instructions: ...").
+    lines = cli.filter_tensorflow_log(TF_OUTPUT, level).splitlines()
+    assert len(lines) == len(kept), lines
+    assert all(line.startswith(k) for line, k in zip(lines, kept, strict=True)), lines
+
+
+@pytest.fixture
+def tensorflow_not_imported(monkeypatch):
+    """What the entry point sees before TensorFlow is imported; records what it would import."""
+    imports = []
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setattr(cli, "_import_tensorflow_filtered", imports.append)
+    levels = {name: logging.getLogger(name).level for name in ("tensorflow", "absl")}
+    yield imports
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("user_level, verbose, imported_with, final_level", [
+    (None, False, [3], cli.QUIET_TF_LEVEL),  # the default: only fatal messages
+    (None, True, [], None),                 # --verbose: TensorFlow's own defaults
+    ("0", False, [], "0"),                  # the user's level is kept and applied
+    ("2", False, [2], "2"),
+])
+def test_entry_point_quiets_tensorflow_unless_told_otherwise(
+        tensorflow_not_imported, monkeypatch, user_level, verbose, imported_with, final_level):
+    if user_level is not None:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", user_level)
+    cli.quiet_tensorflow(verbose)
+    assert tensorflow_not_imported == imported_with
+    assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == final_level
+
+
+def test_the_library_leaves_logging_alone_once_tensorflow_is_imported(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    cli.quiet_tensorflow(verbose=False)  # a program that imported TensorFlow itself
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ

@@ -127,3 +127,118 @@ def test_shipped_configs_load(name):
     config = load_config(f"configs/{name}.yaml")
     if name != "quickstart":
         assert config.model == model_preset(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs on a non-local filesystem (gs:// in practice): TensorFlow's in-memory ram:// stands in.
+
+def _ram_dir(tmp_path):
+    """A fresh directory on TensorFlow's in-memory filesystem (process-wide, so named per test)."""
+    import tensorflow as tf
+
+    path = f"ram://{tmp_path.name}"
+    tf.io.gfile.makedirs(path)
+    return path
+
+
+def test_config_is_read_from_a_non_local_filesystem(tmp_path):
+    import tensorflow as tf
+
+    path = f"{_ram_dir(tmp_path)}/run.yaml"
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("model:\n  preset: tiny\ntrain:\n  steps: 12\n")
+    config = load_config(path, ["train.batch_size=4"])
+    assert config.train.steps == 12 and config.train.batch_size == 4
+    assert config.model.hidden_size == 128
+    with pytest.raises(ConfigError, match=f"config file {path}x does not exist"):
+        load_config(path + "x")
+
+
+def test_saved_config_round_trips_on_a_non_local_filesystem(tmp_path):
+    import tensorflow as tf
+
+    directory = _ram_dir(tmp_path)
+    config = config_from_dict({"model": {"preset": "tiny"}, "train": {"steps": 7}})
+    save_config(config, f"{directory}/config.yaml")
+    assert read_saved_config(f"{directory}/config.yaml") == config
+    assert tf.io.gfile.listdir(directory) == ["config.yaml"]  # no temporary file left
+
+
+def test_a_failed_save_keeps_the_earlier_config(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    path = str(tmp_path / "config.yaml")
+    first = config_from_dict({"train": {"steps": 7}})
+    save_config(first, path)
+
+    def no_rename(*args, **kwargs):  # the write of the new file succeeded, its rename fails
+        raise tf.errors.PermissionDeniedError(None, None, "rename refused")
+
+    monkeypatch.setattr(tf.io.gfile, "rename", no_rename)
+    with pytest.raises(tf.errors.PermissionDeniedError):
+        save_config(config_from_dict({"train": {"steps": 8}}), path)
+    assert read_saved_config(path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty"),
+    (b"# only a comment\n", "is empty"),
+    (b"model: [unclosed\n", "is not valid YAML: line 2, column 1"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+    (b"- 1\n- 2\n", "the top level is not a mapping"),
+    (b"model:\n  hidden: 3\nobjective: {}\ndata: {}\ntrain: {}\n", "unknown field(s) ['hidden']"),
+    (b"model:\n  num_layers: 2\nobjective:\n  kind: electra\n", "has no data, train section"),
+])
+def test_a_damaged_saved_config_says_how_to_recover(tmp_path, content, problem):
+    path = tmp_path / "run" / "config.yaml"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        read_saved_config(str(path))
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message and problem in message, message
+    assert "rerun the `electra-tf pretrain` command" in message
+    assert f"move {path.parent} away" in message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# model:\n#   preset: tiny\n", "---\n"])
+def test_an_empty_config_file_is_an_error_not_the_defaults(tmp_path, content):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=f"config file {path} is empty .*see configs/"):
+        load_config(path, ["train.steps=5"])
+
+
+def test_a_config_without_train_steps_says_which_default_it_uses(tmp_path, caplog):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  seq_length: 64\n")
+    with caplog.at_level("WARNING", logger="electra_tf.config"):
+        config = load_config(path)
+    assert config.train.steps == 1_000_000
+    assert f"{path} does not set train.steps: the run uses the default, 1000000 steps" \
+        in caplog.text
+    assert f"{path} sets no model section: the run uses the default model (12 layers" \
+        in caplog.text
+
+
+@pytest.mark.parametrize("content, overrides", [
+    ("model:\n  preset: tiny\ntrain:\n  steps: 10\n", []),
+    ("model:\n  preset: tiny\n", ["train.steps=10"]),
+])
+def test_a_config_that_sets_steps_and_model_logs_no_default(tmp_path, caplog, content,
+                                                              overrides):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    with caplog.at_level("WARNING", logger="electra_tf.config"):
+        assert load_config(path, overrides).train.steps == 10
+    assert "default" not in caplog.text
+
+
+def test_a_config_path_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory; give the path "
+                                          "of a YAML config file, e.g. configs/quickstart.yaml"):
+        load_config(tmp_path)
+    directory = _ram_dir(tmp_path)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(directory)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf.data.masking import SpecialTokens
 from electra_tf.data.packing import pack_documents, pack_segments
-from electra_tf.masking import SpecialTokens
 
 SPECIAL = SpecialTokens(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 

@@ -14,6 +14,7 @@ from electra_tf.data import (
     load_default_corpus,
     open_documents,
     sources,
+    text_files,
     wordnet,
 )
 
@@ -35,7 +36,7 @@ def test_sentence_per_line(tmp_path, monkeypatch):
     expected = [["First one.", "Second one."], ["Other doc."], ["Last doc, no newline"]]
     assert read_docs(text_config([path])) == expected
     # Documents spanning the blocks the file is read in are still whole.
-    monkeypatch.setattr(sources, "_BLOCK_LINES", 2)
+    monkeypatch.setattr(text_files, "_BLOCK_LINES", 2)
     assert read_docs(text_config([path])) == expected
     long = tmp_path / "long.txt"
     long.write_text("\n".join(f"s{i}" for i in range(7)) + "\n\nx\n")

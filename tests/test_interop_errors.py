@@ -46,3 +46,23 @@ def test_non_electra_tf1_checkpoint_is_a_user_error(tmp_path, tiny_model_config)
                       shape_and_slices=[""], tensors=[tf.constant(np.zeros((4, 2), np.float32))])
     with pytest.raises(CheckpointMismatchError, match="does not look like an ELECTRA"):
         model_config_from_pretrained(prefix, tiny_model_config)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_safetensors_is_a_user_error_naming_the_file(tmp_path, tiny_model_config,
+                                                             damage):
+    from electra_tf.interop import export_huggingface
+
+    networks = build_networks(tiny_model_config)
+    export_huggingface(networks, tiny_model_config, str(tmp_path / "hf"), None)
+    weights = tmp_path / "hf" / "discriminator" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"\x13garbage, not safetensors" * 40 if damage == "garbage"
+                        else data[:len(data) // 2])
+    assert is_huggingface_dir(str(tmp_path / "hf"))
+    with pytest.raises(CheckpointMismatchError) as error:
+        load_pretrained(build_networks(tiny_model_config), str(tmp_path / "hf"))
+    assert isinstance(error.value, UserError)
+    message = str(error.value)
+    assert str(weights) in message and "is not a readable safetensors file" in message
+    assert "download or export the model again" in message and "\n" not in message

@@ -210,3 +210,29 @@ def test_export_module_imports_no_torch():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"torch", "transformers", "tensorflow", "keras"}
+
+
+def test_export_and_import_through_a_non_local_filesystem(exported, config):
+    """HF export and import go through tf.io.gfile: TensorFlow's in-memory ram:// filesystem
+    stands in for gs://, and holds byte-identical files to the local export."""
+    import tensorflow as tf
+
+    networks, root, _ = exported
+    remote = "ram://hf_round_trip/model"
+    vocab = "ram://hf_round_trip/vocab.txt"
+    tf.io.gfile.copy(str(root / "discriminator" / "vocab.txt"), vocab, overwrite=True)
+    dirs = export_huggingface(networks, config, remote, vocab)
+    assert dirs == {role: f"{remote}/{role}" for role in ("discriminator", "generator")}
+    for role in dirs:
+        for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                     "special_tokens_map.json"):
+            with tf.io.gfile.GFile(f"{remote}/{role}/{name}", "rb") as f:
+                assert f.read() == (root / role / name).read_bytes(), (role, name)
+    assert is_huggingface_dir(remote) and is_huggingface_dir(dirs["discriminator"])
+    assert read_huggingface_model_config(remote) == config
+    fresh = build_networks(config)
+    summary = load_pretrained(fresh, remote)
+    assert not summary.skipped
+    original = tf1_variables(networks)
+    for name, variable in tf1_variables(fresh).items():
+        assert np.array_equal(variable.numpy(), original[name].numpy()), name

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.masking import SpecialTokens, mask_tokens, max_predictions_per_seq
+from electra_tf.config import ObjectiveConfig
+from electra_tf.data.masking import SpecialTokens, mask_tokens
+
+
+def max_predictions_per_seq(mask_prob, seq_length):
+    return ObjectiveConfig(mask_prob=mask_prob).max_predictions_for(seq_length)
+
 
 SPECIAL = SpecialTokens(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 L = 128

@@ -174,7 +174,7 @@ def test_the_bundle_based_direct_runner_writes_the_same_examples(corpus, prepare
 
 def test_pack_document_is_pack_documents_on_one_document_and_seeds_are_stable():
     doc = tf.ragged.constant([[[5, 6, 7], [8, 9, 10, 11, 12]], [[13, 14]]], tf.int32)
-    from electra_tf.masking import SpecialTokens
+    from electra_tf.data.masking import SpecialTokens
     special = SpecialTokens(pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
     seeds = document_seeds(["a#0", "a#1", "b#0"], 3)
     assert seeds.shape == (3, 2) and len({tuple(s) for s in seeds.numpy().tolist()}) == 3

@@ -135,3 +135,14 @@ def test_a_second_writer_of_a_run_dir_is_refused(tmp_path):
         Trainer(toy(tmp_path))
     holder.train()
     Trainer(toy(tmp_path, steps=15)).train()  # free again once the first run ended
+
+
+def test_pretraining_warns_when_held_out_auc_stays_at_chance_too_long():
+    from electra_tf.config import config_from_dict
+    from electra_tf.pretraining import STALLED_AUC_STEP, PretrainingTask
+
+    task = PretrainingTask(config_from_dict({}))
+    assert task.progress_warning(STALLED_AUC_STEP - 1, {"disc_auc": 0.51}) is None
+    assert task.progress_warning(STALLED_AUC_STEP, {"disc_auc": 0.70}) is None
+    warning = task.progress_warning(STALLED_AUC_STEP, {"disc_auc": 0.51})
+    assert "still near chance" in warning and "docs/plateau.md" in warning

@@ -1,20 +1,26 @@
 """Loading a `RunConfig` from YAML, overriding fields from the command line, saving it.
 
 Unknown keys and wrongly typed values are errors that name the file and the dotted field path.
+Every file is read and written through `tf.io.gfile`, so configs can live on gs:// (TensorFlow
+is imported only when a file is touched).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
 import types
 import typing
-from pathlib import Path
+import uuid
 from typing import Any
 
 import yaml
 
 from electra_tf.config.schema import MODEL_PRESETS, ConfigError, RunConfig
+
+log = logging.getLogger(__name__)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -134,9 +140,9 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     for section, value in data.items():
         if value is not None and not isinstance(value, dict):
             field_line = "preset: small" if section == "model" else "field: value"
-            example = f"{section}:\n  {field_line}"
             raise ConfigError(f"{source}: section {section!r} must be a mapping of fields, got "
-                              f"{value!r} (write it as\n{example})")
+                              f"{value!r} (write it as `{section}:` followed by indented lines "
+                              f"such as `  {field_line}`)")
     model = dict(data.get("model") or {})
     preset = model.pop("preset", None)
     if preset is not None:
@@ -151,44 +157,126 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-                ) -> RunConfig:
+def _read_text(path: str) -> str:
+    """The UTF-8 text of a local or remote file; a ConfigError if it cannot be read."""
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+    except tf.errors.OpError as e:
+        raise ConfigError(f"cannot read {path}: {e.message}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save the config as "
+                          "UTF-8") from None
+
+
+def _parse_yaml(path: str, text: str) -> Any:
+    """The YAML document in `text`; a syntax error is a one-line ConfigError with its position."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        detail = problem if problem else " ".join(str(e).split())
+        raise ConfigError(f"{path} is not valid YAML: {where}{detail}") from None
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (local or remote)."""
+    import tensorflow as tf
+
+    try:
+        exists = tf.io.gfile.exists(path)
+        directory = exists and tf.io.gfile.isdir(path)
+        saved = directory and tf.io.gfile.exists(os.path.join(path, "config.yaml"))
+    except tf.errors.OpError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.message}") from None
+    if not exists:
+        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if directory:
+        hint = (f" (for the run in that directory, its saved config "
+                f"{os.path.join(path, 'config.yaml')})" if saved else "")
+        raise ConfigError(f"config file {path} is a directory; give the path of a YAML config "
+                          f"file{hint}, e.g. configs/quickstart.yaml")
+    data = _parse_yaml(path, _read_text(path))
+    if data is None:  # the defaults are a 1,000,000-step base-size run: never by accident
+        raise ConfigError(f"config file {path} is empty (no settings, only blank lines or "
+                          "comments); write at least the model and train sections, e.g. "
+                          "`model: {preset: small}` and `train: {steps: 1000}`; see configs/ "
+                          "for examples")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with sections "
+                          "model, objective, data, train")
+    return data
+
+
+def _warn_about_defaults(data: dict[str, Any], config: RunConfig, source: str) -> None:
+    """Says which defaults a config file leaves in charge of the run's length and size."""
+    train, model = data.get("train") or {}, data.get("model") or {}
+    if "steps" not in train:
+        log.warning("%s does not set train.steps: the run uses the default, %d steps", source,
+                    config.train.steps)
+    if not model:
+        m = config.model
+        log.warning("%s sets no model section: the run uses the default model (%d layers, "
+                    "hidden size %d); set model.preset (tiny, small, base, large) to choose",
+                    source, m.num_layers, m.hidden_size)
+
+
+def load_config(path: str | os.PathLike | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Loads a YAML run config (or the defaults when `path` is None) and applies overrides."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save the config as "
-                              "UTF-8") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping with sections "
-                              "model, objective, data, train")
+        source = os.fspath(path)
+        data = _read_config_file(source)
     for text in overrides:
         data = _merge(data, parse_override(text))
-    return config_from_dict(data, source)
+    config = config_from_dict(data, source)
+    if path is not None:
+        _warn_about_defaults(data, config, source)
+    return config
 
 
 def save_config(config: RunConfig, path: str) -> None:
-    """Writes the resolved config as YAML (through tf.io.gfile, so gs:// works), atomically."""
+    """Writes the resolved config as YAML (through tf.io.gfile, so gs:// works), atomically: into
+    a temporary file beside `path`, renamed over it once complete (a failed save leaves the
+    earlier file as it was and removes the temporary one)."""
     import tensorflow as tf
 
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(config.to_yaml())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    text = config.to_yaml()
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):  # only after a failure
+            tf.io.gfile.remove(tmp)
 
 
 def read_saved_config(path: str) -> RunConfig:
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "r") as f:
-        data = yaml.safe_load(f.read())
-    return config_from_dict(data, path)
+    """Reads the config a run saved in its directory (local or remote). A damaged, empty or
+    invalid one is a ConfigError that names the file and how to recover."""
+    run_dir = os.path.dirname(path) or "."
+    fix = (f"it is the config {run_dir} was started with: delete it and rerun the "
+           "`electra-tf pretrain` command that started the run (it saves the config again and "
+           f"resumes from the checkpoints), or move {run_dir} away to start a new run there")
+    try:
+        data = _parse_yaml(path, _read_text(path))
+        if data is None:
+            raise ConfigError(f"{path} is empty")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level is not a mapping of sections")
+        missing = [f.name for f in dataclasses.fields(RunConfig) if f.name not in data]
+        if missing:  # save_config writes every section: the file was cut short or edited
+            raise ConfigError(f"{path} is incomplete: it has no {', '.join(missing)} "
+                              "section(s)")
+        return config_from_dict(data, path)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; {fix}") from None

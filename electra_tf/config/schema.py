@@ -13,6 +13,7 @@ Every field has a default, so a YAML file only lists what differs (`loading.py`)
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +130,8 @@ class ObjectiveConfig:
     disc_weight: float = 50.0
 
     def max_predictions_for(self, seq_length: int) -> int:
+        """N, the masked positions per sequence: objective.max_predictions when set, else the
+        reference's int((mask_prob + 0.005) * seq_length) (19 at 128 / 0.15, 79 at 512)."""
         if self.max_predictions is not None:
             return self.max_predictions
         return max(1, int((self.mask_prob + 0.005) * seq_length))
@@ -177,6 +180,24 @@ class DataConfig:
     shuffle_buffer: int = 10000
     deterministic: bool = False
     seed: int = 0
+    # Text files: their encoding (any Python codec name except UTF-16/32, e.g. latin-1, cp1252),
+    # and the share of undecodable characters above which reading stops with an error.
+    encoding: str = "utf-8"
+    max_decode_error_fraction: float = 0.001
+
+    @property
+    def max_piece_chars(self) -> int:
+        """The longest line (sentence_per_line) or document (document_per_line, tfds), in
+        characters, that reaches the tokenizer whole (about 16 sequences at 4 characters a
+        token). Longer ones are cut into pieces before tokenization, which bounds the input
+        pipeline's memory by the configuration whatever the corpus holds."""
+        return 64 * self.seq_length
+
+    @property
+    def max_document_bytes(self) -> int:
+        """A sentence_per_line document longer than this (about 64 sequences, where packing cuts
+        documents anyway) is read in parts cut between its lines."""
+        return 256 * self.seq_length
 
     def validate(self) -> None:
         if self.source not in ("default", "text", "tfds", "tfrecord"):
@@ -219,6 +240,18 @@ class DataConfig:
         if self.vocab_size < 6:
             raise ConfigError(f"data.vocab_size must be at least 6 (five special tokens and one "
                               f"more), got {self.vocab_size}")
+        try:
+            codec = codecs.lookup(self.encoding).name
+        except (LookupError, TypeError):
+            raise ConfigError(f"data.encoding {self.encoding!r} is not a known text encoding; "
+                              "use e.g. utf-8, latin-1 or cp1252") from None
+        if codec.startswith(("utf-16", "utf-32")):
+            raise ConfigError(f"data.encoding {self.encoding!r} is not supported (lines are split "
+                              "at newline bytes): convert the files to UTF-8, e.g. "
+                              f"iconv -f {self.encoding} -t utf-8")
+        if not 0.0 <= self.max_decode_error_fraction < 1.0:
+            raise ConfigError("data.max_decode_error_fraction must be in [0, 1), "
+                              f"got {self.max_decode_error_fraction}")
 
 
 @dataclass

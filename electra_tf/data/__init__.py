@@ -7,7 +7,8 @@ Public interface::
     make_dataset(config, tokenizer, *, split, batch_size, input_context=None, repeat=True)
     dataset_fn(config, tokenizer, split="train", global_batch_size=None, repeat=None)
     pack_segments(segments, seq_length, special)             (packing.py, for serving)
-    open_documents(data, split, input_context) / load_default_corpus()   (sources.py, wordnet.py)
+    open_documents(data, split, input_context) / load_default_corpus()   (sources.py, wordnet.py;
+        text files: text_files.py; the Documents they return: documents.py)
     has_eval_split(data) -> bool: whether split="eval" has held-out data   (sources.py)
     DataError, VocabError                                    (errors.py)
 """

@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from electra_tf.masking import SpecialTokens
+from electra_tf.data.masking import RNG_ALG, SpecialTokens
 
-_ALG = tf.random.Algorithm.PHILOX
 _MIN_TARGET = 5
 _CHUNK_SEQUENCES = 64
 _HASH_BUCKETS = (1 << 63) - 1
@@ -132,7 +131,7 @@ def pack_documents(documents: tf.RaggedTensor, seed: tf.Tensor, *, seq_length: i
         active = cursor < doc_end
         draws = tf.random.stateless_uniform(
             [num_docs, 4], tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64)),
-            alg=_ALG)
+            alg=RNG_ALG)
         short = draws[:, 0] < short_seq_prob
         target = tf.where(short, _MIN_TARGET + tf.cast(
             tf.floor(draws[:, 1] * tf.cast(max_len - _MIN_TARGET + 1, tf.float32)), tf.int32),

@@ -23,12 +23,13 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from electra_tf.config import RunConfig
+from electra_tf.config import DataConfig, RunConfig
+from electra_tf.data.documents import graph_only, read_error
 from electra_tf.data.errors import DataError
+from electra_tf.data.masking import SpecialTokens, mask_tokens
 from electra_tf.data.packing import pack_documents
-from electra_tf.data.sources import graph_only, open_documents, read_error
+from electra_tf.data.sources import open_documents
 from electra_tf.data.tokenization import Tokenizer
-from electra_tf.masking import mask_tokens
 
 # Documents per tokenizer and packing call (bigger batches amortise op overhead).
 DOCUMENTS_PER_CALL = 256
@@ -62,6 +63,9 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
     masked_lm_positions / masked_lm_ids int32, masked_lm_weights float32 [B, N], with
     L = data.seq_length and N = config.max_predictions. Training data is shuffled; evaluation data
     is read in order. Raises `DataError` (eagerly) for missing or empty inputs.
+
+    The stages: documents (sources.py) -> `tokenized_stream` -> `examples_of` with
+    `pack_and_mask_fn` -> `batched`.
     """
     data = config.data
     if batch_size < 1:
@@ -75,36 +79,80 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
         return tfrecord.make_dataset(config, tokenizer.special, split=split,
                                      batch_size=batch_size, input_context=input_context,
                                      repeat=repeat)
-    seq_length, max_predictions = data.seq_length, config.max_predictions
-    special = tokenizer.special
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
-    training = split == "train"
     deterministic = bool(data.deterministic)
     documents = open_documents(data, split, input_context)
 
-    @graph_only
-    def tokenize(docs):
-        return tokenize_documents(tokenizer, docs)
+    # Fail now, not deep in training (and never loop forever on an empty repeated dataset).
+    _check_has_tokens(tokenized_batches(documents.dataset, tokenizer, deterministic),
+                      documents.description)
+    if not repeat:
+        pack = pack_and_mask_fn(config, tokenizer.special, split, pipeline_id, mask=False)
+        _check_examples(examples_of(tokenized_batches(documents.dataset, tokenizer,
+                                                      deterministic), pack, deterministic),
+                        documents.description, batch_size)
 
+    tokenized = tokenized_stream(documents.dataset, tokenizer, data, split=split,
+                                 pipeline_id=pipeline_id, repeat=repeat)
+    examples = examples_of(tokenized, pack_and_mask_fn(config, tokenizer.special, split,
+                                                       pipeline_id), deterministic)
+    return batched(examples, batch_size, deterministic)
+
+
+def tokenized_batches(docs: tf.data.Dataset, tokenizer: Tokenizer,
+                      deterministic: bool) -> tf.data.Dataset:
+    """Documents -> batches of DOCUMENTS_PER_CALL tokenized documents [docs, (sent), (tok)]."""
+    tokenize = graph_only(lambda batch: tokenize_documents(tokenizer, batch))
+    return docs.batch(DOCUMENTS_PER_CALL).map(
+        tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def tokenized_stream(docs: tf.data.Dataset, tokenizer: Tokenizer, data: DataConfig, *,
+                     split: str, pipeline_id: int, repeat: bool) -> tf.data.Dataset:
+    """Documents shuffled (training), tokenized, cached (data.cache_tokenized) and repeated."""
+    training = split == "train"
+    deterministic = bool(data.deterministic)
+    shuffle_base = _seed_base(data.seed, split, pipeline_id, _STAGE_SHUFFLE)
+    if training:
+        docs = docs.shuffle(data.shuffle_buffer, seed=shuffle_base, reshuffle_each_iteration=True)
+    cache = data.cache_tokenized if data.cache_tokenized is not None else data.source == "default"
+    if not cache:
+        return tokenized_batches(docs.repeat() if repeat else docs, tokenizer, deterministic)
+    # Tokenize once; later epochs reshuffle the cached batches of documents (which documents
+    # share a packing call does not change any example, only stream order).
+    tokenized = tokenized_batches(docs, tokenizer, deterministic).cache()
+    if training:
+        tokenized = tokenized.shuffle(64, seed=shuffle_base + 1, reshuffle_each_iteration=True)
+    return tokenized.repeat() if repeat else tokenized
+
+
+def pack_and_mask_fn(config: RunConfig, special: SpecialTokens, split: str, pipeline_id: int,
+                     *, mask: bool = True) -> Callable[[tf.Tensor, tf.RaggedTensor], dict]:
+    """The graph function (call index, tokenized documents) -> a block of examples.
+
+    Packs (packing.py), then with `mask` draws the masks (masking.py) and, for training, shuffles
+    the block's examples. Without `mask`: the packed examples only (for the eager checks).
+    """
+    data, objective = config.data, config.objective
     pack_base = _seed_base(data.seed, split, pipeline_id, _STAGE_PACK)
     mask_base = _seed_base(data.seed, split, pipeline_id, _STAGE_MASK)
     shuffle_base = _seed_base(data.seed, split, pipeline_id, _STAGE_SHUFFLE)
-    objective = config.objective
+    training = split == "train"
 
-    @graph_only
     def pack(index, docs):
-        return pack_documents(docs, _stateless_seed(pack_base, index), seq_length=seq_length,
-                              special=special, short_seq_prob=data.short_seq_prob,
+        return pack_documents(docs, _stateless_seed(pack_base, index),
+                              seq_length=data.seq_length, special=special,
+                              short_seq_prob=data.short_seq_prob,
                               single_segment_prob=data.single_segment_prob)
 
-    @graph_only
     def pack_and_mask(index, docs):
         # Masks are drawn per packing call (hundreds of examples at once, cheaper than per
         # batch); the index keeps growing under repeat, so every epoch gets fresh masks.
         examples = pack(index, docs)
         masked = mask_tokens(examples["input_ids"], examples["input_mask"],
                              _stateless_seed(mask_base, index), special=special,
-                             mask_prob=objective.mask_prob, max_predictions=max_predictions,
+                             mask_prob=objective.mask_prob,
+                             max_predictions=config.max_predictions,
                              mask_token_fraction=objective.mask_token_fraction)
         out = {"input_ids": masked["input_ids"], "input_mask": examples["input_mask"],
                "segment_ids": examples["segment_ids"],
@@ -120,38 +168,18 @@ def make_dataset(config: RunConfig, tokenizer: Tokenizer, *, split: str = "train
             out = {name: tf.gather(value, order) for name, value in out.items()}
         return out
 
-    def examples_of(tokenized: tf.data.Dataset, fn) -> tf.data.Dataset:
-        # Calls give [examples, L] blocks of varying size; rebatch cuts them into batches.
-        return (tokenized.enumerate()
-                .map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic))
+    return graph_only(pack_and_mask if mask else pack)
 
-    def tokenized_batches(docs: tf.data.Dataset) -> tf.data.Dataset:
-        return docs.batch(DOCUMENTS_PER_CALL).map(
-            tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
-    # Fail now, not deep in training (and never loop forever on an empty repeated dataset).
-    _check_has_tokens(tokenized_batches(documents.dataset), documents.description)
-    if not repeat:
-        _check_examples(examples_of(tokenized_batches(documents.dataset), pack),
-                        documents.description, batch_size)
+def examples_of(tokenized: tf.data.Dataset, fn, deterministic: bool) -> tf.data.Dataset:
+    """Blocks of [examples, L] of varying size, one per tokenized batch (fn: index, docs)."""
+    return tokenized.enumerate().map(fn, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=deterministic)
 
-    docs = documents.dataset
-    if training:
-        docs = docs.shuffle(data.shuffle_buffer, seed=shuffle_base, reshuffle_each_iteration=True)
-    cache = data.cache_tokenized if data.cache_tokenized is not None else data.source == "default"
-    if cache:
-        # Tokenize once; later epochs reshuffle the cached batches of documents (which
-        # documents share a packing call does not change any example, only stream order).
-        tokenized = tokenized_batches(docs).cache()
-        if training:
-            tokenized = tokenized.shuffle(64, seed=shuffle_base + 1,
-                                          reshuffle_each_iteration=True)
-        if repeat:
-            tokenized = tokenized.repeat()
-    else:
-        tokenized = tokenized_batches(docs.repeat() if repeat else docs)
-    dataset = (examples_of(tokenized, pack_and_mask).rebatch(batch_size, drop_remainder=True)
-               .prefetch(tf.data.AUTOTUNE))
+
+def batched(examples: tf.data.Dataset, batch_size: int, deterministic: bool) -> tf.data.Dataset:
+    """Blocks of examples cut into [batch_size, ...] batches (remainder dropped), prefetched."""
+    dataset = examples.rebatch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from electra_tf.config import DataConfig, RunConfig
 from electra_tf.data.errors import DataError
+from electra_tf.data.masking import mask_tokens
 from electra_tf.data.sources import expand_paths, graph_only, read_error
-from electra_tf.masking import mask_tokens
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,12 @@ import tensorflow_text as tf_text
 
 from electra_tf.config import DataConfig
 from electra_tf.data.errors import VocabError
-from electra_tf.masking import SpecialTokens
+from electra_tf.data.masking import SpecialTokens
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-_FIX = ("give a BERT vocab.txt that has them, or build one with `electra-tf build-vocab` "
-        "(leaving data.vocab_file unset builds one into the run directory)")
+_FIX = ("give a BERT vocab.txt that has the special tokens [PAD] [UNK] [CLS] [SEP] [MASK], or "
+        "build one with `electra-tf build-vocab` (leaving data.vocab_file unset builds one into "
+        "the run directory)")
 
 
 def normalize(texts: tf.Tensor, lower_case: bool, strip_accents: bool) -> tf.Tensor:
@@ -185,11 +186,10 @@ class SentencePieceTokenizer(Tokenizer):
 
 
 def load_tokenizer(data: DataConfig, vocab_path: str | None = None) -> Tokenizer:
-    """The configured tokenizer; `vocab_path` overrides data.vocab_file / sentencepiece_model."""
-    if data.tokenizer == "wordpiece":
-        return WordPieceTokenizer(vocab_path or data.vocab_file or "",
-                                  lower_case=data.lower_case, strip_accents=data.strip_accents)
+    """The configured tokenizer; `vocab_path` overrides data.vocab_file / sentencepiece_model.
+
+    data.tokenizer was checked by DataConfig.validate; the files are checked here."""
     if data.tokenizer == "sentencepiece":
         return SentencePieceTokenizer(vocab_path or data.sentencepiece_model or "")
-    raise VocabError(f"data.tokenizer must be 'wordpiece' or 'sentencepiece', got "
-                     f"{data.tokenizer!r}")
+    return WordPieceTokenizer(vocab_path or data.vocab_file or "",
+                              lower_case=data.lower_case, strip_accents=data.strip_accents)

@@ -30,8 +30,9 @@ from tensorflow_text.python.ops import bert_tokenizer
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
 from electra_tf.config import DataConfig
+from electra_tf.data.documents import graph_only, read_error
 from electra_tf.data.errors import DataError
-from electra_tf.data.sources import graph_only, open_documents, read_error
+from electra_tf.data.sources import open_documents
 from electra_tf.data.tokenization import SPECIAL_TOKENS, normalize
 
 logger = logging.getLogger(__name__)

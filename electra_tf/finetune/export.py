@@ -205,5 +205,9 @@ def is_finetune_run(run_dir: str) -> bool:
     path = os.path.join(run_dir, "config.yaml")
     if not tf.io.gfile.exists(path):
         return False
-    with tf.io.gfile.GFile(path) as f:
-        return "task" in (yaml.safe_load(f.read()) or {})
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            saved = yaml.safe_load(f.read())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False  # damaged: the pretraining reader reports it, with the fix
+    return isinstance(saved, dict) and "task" in saved

@@ -3,6 +3,8 @@
 An export is a directory with `discriminator/` (ElectraForPreTraining) and `generator/`
 (ElectraForMaskedLM) subfolders, each loadable offline with `from_pretrained`; an `objective:
 mlm` run has only `generator/`. Weights go through `safetensors.numpy`: no torch needed.
+Every path goes through `tf.io.gfile` (`electra_tf.interop.files`), so directories on gs://
+work like local ones.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
-from pathlib import Path
 
 import numpy as np
 
 from electra_tf.config import ConfigError, ModelConfig
+from electra_tf.interop import files
 from electra_tf.models.assign import CheckpointMismatchError, LoadSummary, assign_named
 from electra_tf.models.names import (
     DISCRIMINATOR,
@@ -78,7 +79,7 @@ def _hf_config(network, model_config: ModelConfig, role: str, pad_token_id: int)
 
 
 def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
-    tokens = Path(vocab_path).read_text(encoding="utf-8").splitlines()
+    tokens = files.read_text(vocab_path).splitlines()
     if len(tokens) != vocab_size:
         raise ConfigError(f"{vocab_path} has {len(tokens)} tokens but the model's vocabulary "
                           f"has {vocab_size}; export the vocab the model was trained with")
@@ -89,13 +90,13 @@ def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
     return tokens
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _write_json(path: str, data: dict) -> None:
+    files.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_path: str | None,
                        *, lower_case: bool = True, strip_accents: bool | None = None
-                       ) -> dict[str, Path]:
+                       ) -> dict[str, str]:
     """Writes `out_dir/discriminator` and `out_dir/generator` as HF ELECTRA model directories
     (config.json, float32 model.safetensors, vocab.txt and tokenizer configs).
 
@@ -103,7 +104,7 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
     `vocab_path` None (e.g. a SentencePiece run) no tokenizer files are written.
     Returns {role: directory}.
     """
-    save_file = _safetensors_numpy().save_file
+    save = _safetensors_numpy().save
     tokens = None
     if vocab_path is not None:
         tokens = _read_vocab(vocab_path, networks.embeddings.vocab_size)
@@ -113,23 +114,23 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
     nets = {DISCRIMINATOR: networks.discriminator, GENERATOR: networks.generator}
     written = {}
     for role, variables in network_variables(networks).items():
-        directory = Path(out_dir) / role
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = files.join(out_dir, role)
+        files.make_dirs(directory)
         tensors = {}
         for tf1_name, variable in variables.items():
             hf_name, transpose = tf1_to_hf(tf1_name)
             array = np.asarray(variable.numpy(), dtype=np.float32)
             tensors[hf_name] = np.ascontiguousarray(array.T if transpose else array)
-        save_file(tensors, str(directory / WEIGHTS), metadata={"format": "pt"})
-        _write_json(directory / "config.json",
+        files.write_bytes(files.join(directory, WEIGHTS), save(tensors, metadata={"format": "pt"}))
+        _write_json(files.join(directory, "config.json"),
                     _hf_config(nets[role], model_config, role, pad_token_id))
         if tokens is not None:
-            shutil.copyfile(vocab_path, directory / "vocab.txt")
-            _write_json(directory / "tokenizer_config.json", {
+            files.copy(vocab_path, files.join(directory, "vocab.txt"))
+            _write_json(files.join(directory, "tokenizer_config.json"), {
                 "tokenizer_class": "ElectraTokenizer", "do_lower_case": lower_case,
                 "strip_accents": strip_accents, "tokenize_chinese_chars": True,
                 "model_max_length": networks.embeddings.max_positions, **SPECIAL_TOKENS})
-            _write_json(directory / "special_tokens_map.json", dict(SPECIAL_TOKENS))
+            _write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
         written[role] = directory
         logger.info("Wrote HF %s (%d tensors) to %s", HF_ARCHITECTURES[role], len(tensors),
                     directory)
@@ -141,24 +142,23 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_model_dir(path: Path) -> bool:
+def _is_model_dir(path: str) -> bool:
     """config.json and weights in any format (only safetensors can be read: `_read_weights`
     says so for the others)."""
-    return (path / "config.json").is_file() and any(
-        (path / name).is_file() for name in (WEIGHTS, WEIGHTS_INDEX, *OTHER_WEIGHTS))
+    return files.is_file(files.join(path, "config.json")) and any(
+        files.is_file(files.join(path, name)) for name in (WEIGHTS, WEIGHTS_INDEX, *OTHER_WEIGHTS))
 
 
 def is_huggingface_dir(path: str) -> bool:
     """True for one HF ELECTRA model directory or an export with role subfolders."""
-    p = Path(path)
-    return p.is_dir() and (_is_model_dir(p) or any(_is_model_dir(p / r)
-                                                   for r in (DISCRIMINATOR, GENERATOR)))
+    return files.is_dir(path) and (_is_model_dir(path) or any(
+        _is_model_dir(files.join(path, r)) for r in (DISCRIMINATOR, GENERATOR)))
 
 
-def _read_config(directory: Path) -> dict:
-    path = directory / "config.json"
+def _read_config(directory: str) -> dict:
+    path = files.join(directory, "config.json")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(files.read_text(path))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointMismatchError(f"{path} is not a valid JSON config: {e}") from None
     if config.get("model_type", "electra") != "electra":
@@ -168,23 +168,36 @@ def _read_config(directory: Path) -> dict:
     return config
 
 
-def _read_weights(directory: Path) -> dict[str, np.ndarray]:
-    load_file = _safetensors_numpy().load_file
-    if (directory / WEIGHTS).is_file():
-        return load_file(str(directory / WEIGHTS))
-    if (directory / WEIGHTS_INDEX).is_file():
-        index = json.loads((directory / WEIGHTS_INDEX).read_text(encoding="utf-8"))
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """The arrays in `path`; a damaged or truncated file is a CheckpointMismatchError."""
+    import safetensors
+
+    try:
+        return _safetensors_numpy().load(files.read_bytes(path))
+    except (safetensors.SafetensorError, ValueError) as e:
+        raise CheckpointMismatchError(
+            f"{path} is not a readable safetensors file ({' '.join(str(e).split())}): it is "
+            "damaged or truncated; download or export the model again, or point "
+            "init_checkpoint at an intact copy") from None
+
+
+def _read_weights(directory: str) -> dict[str, np.ndarray]:
+    if files.is_file(files.join(directory, WEIGHTS)):
+        return _read_safetensors(files.join(directory, WEIGHTS))
+    if files.is_file(files.join(directory, WEIGHTS_INDEX)):
+        index = json.loads(files.read_text(files.join(directory, WEIGHTS_INDEX)))
         out = {}
         for shard in sorted(set(index["weight_map"].values())):
-            out.update(load_file(str(directory / shard)))
+            out.update(_read_safetensors(files.join(directory, shard)))
         return out
-    found = ", ".join(name for name in OTHER_WEIGHTS if (directory / name).is_file())
+    found = ", ".join(name for name in OTHER_WEIGHTS
+                      if files.is_file(files.join(directory, name)))
     raise FileNotFoundError(f"{directory} has no {WEIGHTS} (it has {found or 'no weights'}); "
                             "only safetensors weights can be read (re-save the model with "
                             "save_pretrained(..., safe_serialization=True))")
 
 
-def _role(directory: Path, config: dict, weights: dict) -> str:
+def _role(directory: str, config: dict, weights: dict) -> str:
     for architecture in config.get("architectures") or ():
         if "MaskedLM" in architecture:
             return GENERATOR
@@ -193,17 +206,28 @@ def _role(directory: Path, config: dict, weights: dict) -> str:
     return GENERATOR if any(k.startswith("generator_") for k in weights) else DISCRIMINATOR
 
 
-def _model_dirs(hf_dir: Path) -> list[Path]:
+def _model_dirs(hf_dir: str) -> list[str]:
     if _is_model_dir(hf_dir):
         return [hf_dir]
-    dirs = [hf_dir / r for r in (DISCRIMINATOR, GENERATOR) if _is_model_dir(hf_dir / r)]
+    dirs = [files.join(hf_dir, r) for r in (DISCRIMINATOR, GENERATOR)
+            if _is_model_dir(files.join(hf_dir, r))]
     if not dirs:
         raise FileNotFoundError(f"{hf_dir} is not a HF model directory (config.json and "
                                 f"{WEIGHTS}) and has no discriminator/ or generator/ subfolder")
     return dirs
 
 
-def _check_config(directory: Path, config: dict, network) -> None:
+def check_huggingface_dir(hf_dir: str) -> int:
+    """Reads every model directory's config.json and weights in `hf_dir` (errors as
+    `load_huggingface` gives them); returns the number of tensors read."""
+    count = 0
+    for directory in _model_dirs(hf_dir):
+        _read_config(directory)
+        count += len(_read_weights(directory))
+    return count
+
+
+def _check_config(directory: str, config: dict, network) -> None:
     """Warns about settings that change outputs without changing any shape."""
     if network is None:
         return
@@ -223,7 +247,6 @@ def load_huggingface(networks, hf_dir: str, *, allow_partial: bool = False) -> L
     The shared embeddings are taken from the discriminator when both are present. Missing or
     misshaped variables raise `CheckpointMismatchError` unless `allow_partial` (then logged).
     """
-    hf_dir = Path(hf_dir)
     dirs = _model_dirs(hf_dir)
     scope = generator_scope(networks)
     arrays: dict[str, np.ndarray] = {}
@@ -258,7 +281,7 @@ def load_huggingface(networks, hf_dir: str, *, allow_partial: bool = False) -> L
                                    directory, hf_name)
                 continue
             arrays[tf1_name] = value
-            hf_of[tf1_name] = f"{directory.name}/{hf_name}"
+            hf_of[tf1_name] = f"{files.basename(directory)}/{hf_name}"
 
     def display(tf1_name: str) -> str:
         hf_name = hf_of.get(tf1_name) or tf1_to_hf(tf1_name)[0]
@@ -277,10 +300,11 @@ def read_huggingface_model_config(hf_dir: str, base: ModelConfig | None = None) 
     """
     base = base or ModelConfig()
     parts = {}
-    for directory in _model_dirs(Path(hf_dir)):
+    for directory in _model_dirs(hf_dir):
         config = _read_config(directory)
         architectures = "".join(config.get("architectures") or ())
-        generator = "MaskedLM" in architectures if architectures else directory.name == GENERATOR
+        generator = ("MaskedLM" in architectures if architectures
+                     else files.basename(directory) == GENERATOR)
         parts[GENERATOR if generator else DISCRIMINATOR] = config
     main = parts.get(DISCRIMINATOR) or parts[GENERATOR]
     hidden = main["hidden_size"]

@@ -13,6 +13,9 @@ import signal
 
 log = logging.getLogger(__name__)
 
+# The exit code of a command that stopped for SIGTERM after saving a checkpoint (128 + 15).
+EXIT_PREEMPTED = 143
+
 _requested = False
 
 

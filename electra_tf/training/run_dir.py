@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from electra_tf.config import ConfigError, TrainConfig
-from electra_tf.errors import short_message
+from electra_tf.config import ConfigError, TrainConfig, save_config
+from electra_tf.errors import MissingFileError, short_message
 from electra_tf.training.optimizer import WarmupLinearDecay
 
 if TYPE_CHECKING:
@@ -83,16 +83,9 @@ def prepare_run_dir(task: Task, chief: bool = True) -> None:
             _warn_if_schedule_changes(saved.train, config.train)
         if chief:
             tf.io.gfile.makedirs(run_dir)
-            _write_atomically(path, config.to_yaml())
+            save_config(config, path)
     except tf.errors.OpError as e:
         raise unusable(run_dir, e) from None
-
-
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _warn_if_schedule_changes(saved: TrainConfig, new: TrainConfig) -> None:
@@ -170,3 +163,30 @@ def remove_partial_saves(run_dir: str) -> None:
                 tf.io.gfile.rmtree(path)
             else:
                 tf.io.gfile.remove(path)
+
+
+def check_saved_run(run_dir: str, step: int | None) -> str:
+    """For reading a finished or running run (export, fine-tuning from it): raises a
+    MissingFileError naming the missing piece; returns the config path."""
+    if not tf.io.gfile.isdir(run_dir):
+        raise MissingFileError(
+            f"run directory {run_dir} does not exist; pass the train.run_dir of a pretraining "
+            "run with --run-dir")
+    config_path = os.path.join(run_dir, CONFIG_NAME)
+    if not tf.io.gfile.exists(config_path):
+        raise MissingFileError(
+            f"{config_path} not found: {run_dir} is not a run directory written by "
+            "`electra-tf pretrain` (it saves config.yaml there before the first step)")
+    directory = os.path.join(run_dir, CHECKPOINT_DIR)
+    steps = saved_steps(run_dir)
+    if not steps and tf.train.latest_checkpoint(directory) is None:
+        raise MissingFileError(
+            f"no checkpoint in {directory}: the run has not saved one yet; train longer (see "
+            "train.checkpoint_every) or check --run-dir")
+    if step is not None and not tf.io.gfile.exists(
+            os.path.join(directory, f"ckpt-{step}.index")):
+        available = ", ".join(str(s) for s in steps) or "none listed"
+        raise MissingFileError(
+            f"no checkpoint for step {step} in {directory} (available steps: {available}); "
+            "pick one of those with --step, or omit --step for the latest")
+    return config_path

@@ -42,19 +42,56 @@ def create_strategy(config: TrainConfig) -> tf.distribute.Strategy:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif kind == "tpu":
         tpu = config.tpu or "local"
+        install = tpu_install_problem()
+        if install:
+            log.warning("%s", install)
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
             tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
+            topology = tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, OSError, tf.errors.OpError) as e:  # OSError: URLError (GCE)
             raise ConfigError(f"could not connect to the TPU {tpu!r} (train.tpu): {e}. On a TPU "
-                              "VM use train.tpu=local; elsewhere give the TPU name") from None
+                              "VM use train.tpu=local; elsewhere give the TPU name"
+                              + (f". {install}" if install else "")) from None
         strategy = tf.distribute.TPUStrategy(resolver)
+        log.info("%s", describe_tpu(topology, strategy.num_replicas_in_sync))
     else:  # validated earlier
         raise ConfigError(f"unknown train.strategy {kind!r}")
     log.info("strategy: %s with %d replica(s)", type(strategy).__name__,
              strategy.num_replicas_in_sync)
     return strategy
+
+
+def describe_tpu(topology: tf.tpu.experimental.Topology, replicas: int) -> str:
+    """One line saying what TPU the run got: the first-run check a TPU VM user reads."""
+    mesh = "x".join(str(n) for n in topology.mesh_shape)
+    return (f"TPU topology: mesh {mesh} (chips x cores per chip), {topology.num_tasks} "
+            f"host(s) x {topology.num_tpus_per_task} TPU device(s) = "
+            f"{topology.num_tasks * topology.num_tpus_per_task} device(s); "
+            f"{replicas} replica(s) in sync; TensorFlow {tf.__version__}")
+
+
+def tpu_install_problem() -> str | None:
+    """Why this environment's TensorFlow may not drive a TPU (None when it is the TPU build)."""
+    from importlib import metadata
+
+    builds = set()
+    for name in ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tf-nightly",
+                 "tf-nightly-tpu"):
+        try:
+            builds.add(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    has_tpu_build = any(b.split()[0].endswith("-tpu") for b in builds)
+    if has_tpu_build and len(builds) == 1:
+        return None
+    found = ", ".join(sorted(builds)) or "no TensorFlow distribution"
+    if has_tpu_build:
+        problem = f"two TensorFlow builds are installed ({found}) and one shadows the other"
+    else:
+        problem = f"this TensorFlow is not the TPU build ({found})"
+    return (f"{problem}: on a TPU VM install electra-tf with `bash scripts/install_tpu_vm.sh` "
+            "in a fresh environment (docs/tpu.md)")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -133,6 +133,11 @@ class Task(abc.ABC):
         """Markdown for TensorBoard's text tab from one held-out batch, or None."""
         return None
 
+    def progress_warning(self, step: int, eval_values: dict[str, float]) -> str | None:
+        """A warning for the run log when held-out figures lag far behind what a healthy run
+        shows at this step, or None."""
+        return None
+
     def resume_problems(self, saved_config: Any) -> list[str]:
         """What differs from a saved config in a way that makes resuming impossible."""
         return []

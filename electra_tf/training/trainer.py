@@ -28,6 +28,7 @@ from electra_tf.training.checkpoints import BestCheckpoint, RunCheckpoints
 from electra_tf.training.optimizer import create_optimizer
 from electra_tf.training.progress import Progress, format_metrics
 from electra_tf.training.run_dir import (
+    CONFIG_NAME,
     check_run_dir,
     prepare_run_dir,
     remove_partial_saves,
@@ -83,6 +84,7 @@ class Trainer:
         self.strategy = strategy or create_strategy(task.train_config)
         self.chief = is_chief(self.strategy)
         self._lock = self._lock_run_dir()
+        self._check_saved_config()
         task.prepare()
         prepare_run_dir(task, self.chief)
         self._check_replicas()
@@ -113,6 +115,13 @@ class Trainer:
             raise unusable(run_dir, e) from None
         remove_partial_saves(run_dir)
         return lock
+
+    def _check_saved_config(self) -> None:
+        """Reads a resumed run's saved config before any work (such as building a vocabulary),
+        so that a damaged one is reported first."""
+        path = os.path.join(self.task.train_config.run_dir, CONFIG_NAME)
+        if tf.io.gfile.exists(path):
+            self.task.read_config(path)
 
     def _check_replicas(self) -> None:
         train, replicas = self.task.train_config, self.strategy.num_replicas_in_sync
@@ -359,4 +368,7 @@ class Trainer:
             log.info("eval step %d: %s", step, format_metrics(values, self.task.log_keys))
             if self.best is not None:
                 self.best.update(step, values)
+            warning = self.task.progress_warning(step, values)
+            if warning:
+                log.warning("%s", warning)
         return values

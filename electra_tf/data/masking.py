@@ -5,7 +5,8 @@ Pure TensorFlow with static output shapes and stateless randomness, so the same 
 
 1. Candidates: every real token except [CLS], [SEP], [MASK] and padding.
 2. Count per sequence: n = max(1, min(N, round(num_tokens * mask_prob))), where num_tokens counts
-   [CLS]/[SEP] and N = max_predictions (never more than the number of candidates).
+   [CLS]/[SEP] and N = max_predictions (never more than the number of candidates; its default,
+   `ObjectiveConfig.max_predictions_for`, is int((mask_prob + 0.005) * seq_length)).
 3. Positions drawn uniformly among the candidates; unused slots get position 0 and weight 0.
 4. Of the chosen positions, `mask_token_fraction` (85%) become [MASK], the rest keep their token.
 """
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-_ALG = tf.random.Algorithm.PHILOX
+# The stateless random algorithm of the whole input pipeline (masking and packing), named
+# explicitly: the default algorithm differs between XLA and CPU kernels.
+RNG_ALG = tf.random.Algorithm.PHILOX
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,6 @@ class SpecialTokens:
     cls_id: int
     sep_id: int
     mask_id: int
-
-
-def max_predictions_per_seq(mask_prob: float, seq_length: int) -> int:
-    """N in the reference: int((mask_prob + 0.005) * seq_length); 19 at 128/0.15, 79 at 512."""
-    return max(1, int((mask_prob + 0.005) * seq_length))
 
 
 def mask_tokens(input_ids: tf.Tensor, input_mask: tf.Tensor, seed: tf.Tensor, *,
@@ -62,9 +60,8 @@ def mask_tokens(input_ids: tf.Tensor, input_mask: tf.Tensor, seed: tf.Tensor, *,
         raise ValueError(f"max_predictions ({max_predictions}) exceeds the sequence length "
                          f"({seq_length})")
     seed = tf.cast(seed, tf.int64)
-    # Philox explicitly: the default algorithm differs between XLA and CPU kernels.
     position_seed, keep_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=2, alg=_ALG))
+        tf.random.experimental.stateless_split(seed, num=2, alg=RNG_ALG))
 
     # 1. Candidates.
     candidates = real
@@ -79,7 +76,7 @@ def mask_tokens(input_ids: tf.Tensor, input_mask: tf.Tensor, seed: tf.Tensor, *,
     count = tf.minimum(count, num_candidates)
 
     # 3. Uniform positions among the candidates: the top-N of random scores.
-    scores = tf.random.stateless_uniform(tf.shape(input_ids), position_seed, alg=_ALG)
+    scores = tf.random.stateless_uniform(tf.shape(input_ids), position_seed, alg=RNG_ALG)
     scores = tf.where(candidates, scores, -1.0)
     _, top_positions = tf.math.top_k(scores, k=max_predictions, sorted=True)
     used = tf.range(max_predictions)[None, :] < count[:, None]
@@ -88,7 +85,7 @@ def mask_tokens(input_ids: tf.Tensor, input_mask: tf.Tensor, seed: tf.Tensor, *,
     original = tf.where(used, tf.gather(input_ids, positions, batch_dims=1), 0)
 
     # 4. 85% of the chosen positions become [MASK]; the other 15% keep the original token.
-    to_mask = used & (tf.random.stateless_uniform(tf.shape(positions), keep_seed, alg=_ALG)
+    to_mask = used & (tf.random.stateless_uniform(tf.shape(positions), keep_seed, alg=RNG_ALG)
                       < mask_token_fraction)
     hit = tf.reduce_any(tf.one_hot(positions, seq_length, on_value=True, off_value=False,
                                    dtype=tf.bool) & to_mask[:, :, None], axis=1)
