@@ -1,0 +1,65 @@
+"""The FLOP accounting of benchmarks/pretraining_value.py (no training: milliseconds)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+
+from pretraining_flops import (  # noqa: E402
+    encoder_forward_flops,
+    mean_interval,
+    mlm_head_forward_flops,
+    step_flops,
+    steps_for_budget,
+)
+
+from electra_tf.config import model_preset  # noqa: E402
+
+BATCH, SEQ, PRED = 32, 128, 19
+
+
+@pytest.fixture
+def tiny():
+    return model_preset("tiny", vocab_size=8192)
+
+
+def test_encoder_flops_by_hand():
+    # 1 layer, T = 2*4 = 8 tokens, H = 2, I = 4, E = 3 (projection counted since E != H).
+    per_layer = 2 * 8 * (4 * 2 * 2 + 2 * 2 * 4) + 2 * 2 * 2 * 4 * 4 * 2
+    assert encoder_forward_flops(2, 4, 2, 4, 1, 3) == per_layer + 2 * 8 * 3 * 2
+    assert encoder_forward_flops(2, 4, 2, 4, 1, 2) == per_layer  # E == H: no projection
+
+
+def test_electra_counts_the_generator(tiny):
+    gen = encoder_forward_flops(BATCH, SEQ, 64, 256, 2, 64)  # tiny generator: hidden 64, FFN 256
+    gen_head = mlm_head_forward_flops(BATCH * PRED, 64, 64, 8192)
+    disc = encoder_forward_flops(BATCH, SEQ, 128, 512, 2, 64)
+    disc_head = 2 * BATCH * SEQ * (128 * 128 + 128)
+    assert step_flops(tiny, "electra", BATCH, SEQ, PRED) == 3 * (gen + gen_head + disc + disc_head)
+    mlm = 3 * (disc + mlm_head_forward_flops(BATCH * PRED, 128, 64, 8192))
+    assert step_flops(tiny, "mlm", BATCH, SEQ, PRED) == mlm
+    # ELECTRA costs more per step than MLM: the generator outweighs the smaller MLM head.
+    assert step_flops(tiny, "electra", BATCH, SEQ, PRED) > mlm
+
+
+def test_mlm_gets_the_steps_of_the_electra_budget(tiny):
+    electra = step_flops(tiny, "electra", BATCH, SEQ, PRED)
+    mlm = step_flops(tiny, "mlm", BATCH, SEQ, PRED)
+    budget = 800 * electra
+    assert steps_for_budget(budget, electra) == 800
+    mlm_steps = steps_for_budget(budget, mlm)
+    assert mlm_steps > 800
+    assert abs(mlm_steps * mlm - budget) <= mlm / 2  # the closest whole number of steps
+    rounded = steps_for_budget(budget, mlm, multiple=25)
+    assert rounded % 25 == 0 and abs(rounded * mlm - budget) <= 25 * mlm / 2
+    assert steps_for_budget(1.0, mlm, multiple=25) == 25  # never zero steps
+
+
+def test_mean_interval_is_a_t_interval():
+    mean, half = mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
+    with pytest.raises(ValueError):
+        step_flops(model_preset("tiny"), "bert", BATCH, SEQ, PRED)
