@@ -73,13 +73,14 @@ def check_utf8(name: str) -> None:
         raise read_error(name, e) from None
 
 
-def read_file_documents(name: str, layout: str, invalid_utf8: str = "error"):
-    """Yields (``name#index``, [sentence bytes]) for every document of one file."""
+def read_file_documents(name: str, data: DataConfig, invalid_utf8: str = "error"):
+    """Yields (``name#index``, [sentence bytes]) for every document of one file, read as the
+    trainer reads it (data.layout, data.encoding and its length limits)."""
     if invalid_utf8 == "error":
         check_utf8(name)
     index = 0
     try:
-        for batch in file_documents(name, layout).ragged_batch(_BLOCK):
+        for batch in file_documents(name, data).ragged_batch(_BLOCK):
             for sentences in batch.to_list():
                 yield f"{name}#{index}", sentences
                 index += 1
@@ -90,12 +91,12 @@ def read_file_documents(name: str, layout: str, invalid_utf8: str = "error"):
 class ReadDocuments(beam.DoFn):
     """file name -> (document name, sentences) for each of its documents."""
 
-    def __init__(self, layout: str, invalid_utf8: str = "error"):
-        self.layout = layout
+    def __init__(self, data: DataConfig, invalid_utf8: str = "error"):
+        self.data = data
         self.invalid_utf8 = invalid_utf8
 
     def process(self, name: str):
-        yield from read_file_documents(name, self.layout, self.invalid_utf8)
+        yield from read_file_documents(name, self.data, self.invalid_utf8)
 
 
 def _tfds_builder(data: DataConfig):
@@ -168,7 +169,7 @@ def corpus_documents(pipeline, data: DataConfig, invalid_utf8: str, label: str =
     if data.source == "tfds":
         items, read = tfds_ranges(data), ReadTfdsDocuments(data)
     elif data.source == "text":
-        items, read = list_corpus(data.paths), ReadDocuments(data.layout, invalid_utf8)
+        items, read = list_corpus(data.paths), ReadDocuments(data, invalid_utf8)
     else:
         raise DataError(f"data.source is {data.source!r}: the Beam jobs read text files "
                         "(data.source=text, data.paths) or a prepared TFDS dataset "

@@ -20,11 +20,31 @@ SETTINGS = ("train.steps=24", "train.warmup_steps=2", "train.log_every=4",
 DIGEST = re.compile(r"weights digest ([0-9a-f]{16})")
 
 
-def start(corpus, run_dir):
+# Run inside the child: when the save of checkpoint `step` starts, a timer SIGKILLs the process
+# `delay` seconds later, so the kill lands inside the save or in the steps right after it.
+KILL_IN_SAVE = """
+import os, signal, sys, threading
+import tensorflow as tf
+from electra_tf.cli import main
+step, delay = int(sys.argv[1]), float(sys.argv[2])
+save = tf.train.CheckpointManager.save
+def killing_save(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == step:
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return save(self, checkpoint_number=checkpoint_number, **kwargs)
+tf.train.CheckpointManager.save = killing_save
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def start(corpus, run_dir, kill_in_save=None):
     env = {**os.environ, "PYTHONPATH": REPO}
     args = _tiny_pretrain_args(corpus, run_dir, *SETTINGS)
-    return subprocess.Popen([sys.executable, "-m", "electra_tf.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "electra_tf.cli"]
+    if kill_in_save is not None:
+        command = [sys.executable, "-c", KILL_IN_SAVE, *map(str, kill_in_save)]
+    return subprocess.Popen([*command, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def finish(process):
@@ -43,11 +63,6 @@ def kill_when(process, condition, timeout=600):
     process.wait()
 
 
-def saving(run_dir):
-    checkpoints = run_dir / "checkpoints"
-    return checkpoints.is_dir() and any(n.endswith("_temp") for n in os.listdir(checkpoints))
-
-
 def saved(run_dir, at_least):
     checkpoints = run_dir / "checkpoints"
     return checkpoints.is_dir() and any(
@@ -63,11 +78,14 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_save_then_rerun_gives_the_uninterrupted_weights(reference, tmp_path):
+@pytest.mark.parametrize("delay", [0.0, 0.003, 0.02])
+def test_kill_9_mid_save_then_rerun_gives_the_uninterrupted_weights(reference, tmp_path,
+                                                                    delay):
     corpus, digest = reference
     run_dir = tmp_path / "run"
-    process = start(corpus, run_dir)
-    kill_when(process, lambda: saving(run_dir) and saved(run_dir, 4))
+    killed = start(corpus, run_dir, kill_in_save=(6, delay))
+    killed.communicate(timeout=900)
+    assert killed.returncode == -signal.SIGKILL
     assert finish(start(corpus, run_dir)) == digest
 
 
@@ -98,7 +116,7 @@ def test_a_second_writer_is_refused_in_one_line_and_the_first_run_finishes(refer
     second = start(corpus, run_dir)
     _, err = second.communicate(timeout=600)
     assert second.returncode == 1
-    lines = [line for line in err.splitlines() if "error:" in line]
+    lines = [line for line in err.splitlines() if line.startswith("electra-tf pretrain: error:")]
     assert len(lines) == 1 and "is being written by another process" in lines[0], err[-2000:]
     assert finish(first) == digest  # the first run was not disturbed
 

@@ -92,7 +92,7 @@ def in_graph(files, vocab, layout="sentence_per_line", seed=0, **data_sets):
     tokenizer = load_tokenizer(data)
     rows, documents, cut = [], 0, 0
     for name in files:
-        docs = next(iter(file_documents(name, layout).ragged_batch(10_000)))
+        docs = next(iter(file_documents(name, data).ragged_batch(10_000)))
         ids = tokenize_documents(tokenizer, docs)
         cut += int(tf.reduce_sum(tf.cast(ids.values.row_lengths() > SEQ - 3, tf.int32)))
         seeds = document_seeds([f"{name}#{i}" for i in range(ids.nrows())], seed)
