@@ -107,21 +107,24 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """Turns `train.steps=100` into {"train": {"steps": 100}}; the value is parsed as YAML."""
+def parse_override(text: str, sections: dict[str, type] | None = None,
+                   example: str = "train.steps=100") -> dict[str, Any]:
+    """Turns `train.steps=100` into {"train": {"steps": 100}}; the value is parsed as YAML.
+    `sections` maps section names to their dataclasses (default: RunConfig's)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.field=value "
-                          "(e.g. --set train.steps=100)")
+                          f"(e.g. --set {example})")
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"override {text!r}: the key must be section.field, e.g. train.steps")
+        raise ConfigError(f"override {text!r}: the key must be section.field, e.g. "
+                          f"{example.split('=')[0]}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
     section, name = parts
-    sections = typing.get_type_hints(RunConfig)
+    sections = sections or typing.get_type_hints(RunConfig)
     if section not in sections:
         raise ConfigError(f"--set {text}: unknown section {section!r}; the sections are "
                           f"{sorted(sections)}")

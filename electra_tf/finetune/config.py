@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from electra_tf.config import MODEL_PRESETS, ConfigError, ModelConfig, TrainConfig
+from electra_tf.config import MODEL_PRESETS, ConfigError, ModelConfig, TrainConfig, loading
 from electra_tf.config.loading import _build, _coerce, _merge
 from electra_tf.finetune.data_config import FinetuneDataConfig
 
@@ -142,30 +142,7 @@ _SECTIONS = {"model": ModelConfig, "task": TaskConfig, "data": FinetuneDataConfi
 
 def parse_override(text: str) -> dict[str, Any]:
     """`task.epochs=5` -> {"task": {"epochs": 5}}; the value is parsed as YAML."""
-    import typing
-
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.field=value "
-                          "(e.g. --set task.epochs=5)")
-    key, raw = text.split("=", 1)
-    parts = key.strip().split(".")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"override {text!r}: the key must be section.field, e.g. task.epochs")
-    section, name = parts
-    if section not in _SECTIONS:
-        raise ConfigError(f"--set {text}: unknown section {section!r}; the sections are "
-                          f"{sorted(_SECTIONS)}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
-    hints = typing.get_type_hints(_SECTIONS[section])
-    if name not in hints and not (section == "model" and name == "preset"):
-        raise ConfigError(f"--set {text}: {section} has no field {name!r}; known fields are "
-                          f"{sorted(hints)}")
-    if name in hints:
-        value = _coerce(value, hints[name], f"--set {text}")
-    return {section: {name: value}}
+    return loading.parse_override(text, _SECTIONS, example="task.epochs=5")
 
 
 def read_yaml(path: str) -> dict[str, Any]:
