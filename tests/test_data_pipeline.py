@@ -44,7 +44,6 @@ def config(paths=None, **data):
     cfg = RunConfig()
     cfg.model.vocab_size = 200
     cfg.data.seq_length = SEQ
-    cfg.data.deterministic = True
     if paths is not None:
         cfg.data.source, cfg.data.paths = "text", paths
         cfg.data.eval_documents = 0
@@ -64,6 +63,16 @@ def originals(batch):
         used = batch["masked_lm_weights"][row] > 0
         ids[row, batch["masked_lm_positions"][row, used]] = batch["masked_lm_ids"][row, used]
     return ids
+
+
+def test_by_default_the_same_config_gives_the_same_batches(tmp_path, tokenizer):
+    cfg = config(write_corpus(tmp_path, files=4), shuffle_buffer=64)
+    first = make_dataset(cfg, tokenizer, batch_size=8)
+    assert first.options().deterministic is True
+    second = batches(make_dataset(cfg, tokenizer, batch_size=8), 6)
+    for a, b in zip(batches(first, 6), second, strict=True):
+        for key in FEATURES:
+            np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_shapes_and_masking_consistency(tmp_path, tokenizer):

@@ -98,3 +98,35 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "task.init" in err and "Traceback" not in err
     assert main(["evaluate", "--run-dir", str(tmp_path / "nothing")]) == 1
     assert "not a fine-tuning run" in capsys.readouterr().err
+
+
+def test_compare_random_runs_the_control_and_prints_both_scores(trained, tmp_path, capsys):
+    kind, root = trained
+    metric = "accuracy" if kind == "classification" else "f1"
+    path = write_config(tmp_path, kind, steps=20)
+    config = yaml.safe_load(path.read_text())
+    config["task"] = {"kind": kind, "init": str(root / "run"), "layerwise_lr_decay": 1.0}
+    config["model"] = {"dropout": 0.0}
+    config["train"]["eval_every"] = 20
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["finetune", "--config", str(path), "--compare-random"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("Fine-tuned on"):].splitlines()
+    assert f"validation {metric}" in table[1] and f"test {metric}" in table[1]
+    scores = {line.split()[0]: [float(v) for v in line.split()[-2:]] for line in table[2:4]}
+    # The init already solves the task; 20 steps from random init do not.
+    assert scores["pretrained"][0] >= 95 and scores["random"][0] < 80, out
+    control = yaml.safe_load((tmp_path / "run_random_init" / "config.yaml").read_text())
+    saved = yaml.safe_load((root / "run" / "config.yaml").read_text())
+    assert control["task"]["init"] == "none"
+    assert control["task"]["vocab_file"] == saved["task"]["vocab_file"]
+    assert {k: v for k, v in control["model"].items() if k != "dropout"} == \
+        {k: v for k, v in saved["model"].items() if k != "dropout"}
+    assert control["train"]["seed"] == saved["train"]["seed"]
+
+    config["task"]["init"] = "none"
+    config["task"]["vocab_file"] = str(tmp_path / "vocab.txt")
+    path.write_text(yaml.safe_dump(config))
+    assert main(["finetune", "--config", str(path), "--compare-random"]) == 1
+    assert "already starts from a random initialisation" in capsys.readouterr().err

@@ -79,6 +79,9 @@ def test_leftovers_of_an_interrupted_save_are_removed(tmp_path):
     (checkpoints / "ckpt-7_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
     (checkpoints / "checkpoint.tmp1234").write_text("partial")
     (checkpoints / "ckpt-5.index").write_bytes(b"")
+    # killed while writing ckpt-7's index: its data file was already moved out of ckpt-7_temp
+    (checkpoints / "ckpt-7.data-00000-of-00001").write_bytes(b"x")
+    (checkpoints / "ckpt-7.index").write_bytes(b"half")
     remove_partial_saves(str(tmp_path))
     assert sorted(os.listdir(checkpoints)) == ["ckpt-5.index"]
 

@@ -18,6 +18,9 @@ def add_commands(subparsers) -> None:
     finetune.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="KEY=VALUE",
                           help="override a config field, e.g. --set task.epochs=2 (repeatable)")
+    finetune.add_argument("--compare-random", action="store_true",
+                          help="then run the same fine-tuning from a random initialisation "
+                               "(into RUN_DIR_random_init) and print both scores")
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate a fine-tuned run on a split")
     evaluate.add_argument("--run-dir", required=True, metavar="DIR")

@@ -26,12 +26,35 @@ PREDICTIONS_FILE = "predictions_{split}.jsonl"
 
 
 def finetune(args) -> int:
+    from electra_tf.finetune.baseline import random_init_spec
     from electra_tf.finetune.config import load_spec
-    from electra_tf.finetune.setup import has_split, prepare_task
+    from electra_tf.finetune.setup import prepare_task
     from electra_tf.training.preemption import EXIT_PREEMPTED
+
+    spec = load_spec(args.config, args.overrides)
+    compare_random = getattr(args, "compare_random", False)
+    if compare_random and spec.init == "none":
+        raise ConfigError(f"--compare-random: {args.config} already starts from a random "
+                          "initialisation (task.init: none); set task.init to a pretrained "
+                          "encoder")
+    task = prepare_task(spec)
+    status = _train(task)
+    if status != "completed" or not compare_random:
+        return EXIT_PREEMPTED if status == "preempted" else 0
+    print("\nThe same fine-tuning from a random initialisation (task.init: none), to compare:")
+    control = prepare_task(random_init_spec(spec, task))
+    status = _train(control)
+    if status != "completed":
+        return EXIT_PREEMPTED if status == "preempted" else 0
+    _print_comparison(task, control)
+    return 0
+
+
+def _train(task) -> str:
+    """Trains `task`, prints where its run is and its scores; returns the run's status."""
+    from electra_tf.finetune.setup import has_split
     from electra_tf.training.trainer import Trainer
 
-    task = prepare_task(load_spec(args.config, args.overrides))
     result = Trainer(task).train()
     run_dir = task.config.train.run_dir
     print(f"\n{result.status} at step {result.step}.\n"
@@ -42,7 +65,24 @@ def finetune(args) -> int:
     if result.status == "completed" and has_split(task.config, "test"):
         path = write_split_predictions(run_dir, "test")
         print(f"  test predictions: {path}")
-    return EXIT_PREEMPTED if result.status == "preempted" else 0
+    return result.status
+
+
+def _print_comparison(task, control) -> None:
+    from electra_tf.finetune.baseline import compare
+
+    metric = task.config.task.main_metric
+    pretrained = f"pretrained ({task.config.task.init})"
+    rows = compare({pretrained: task.config.train.run_dir,
+                    "random init": control.config.train.run_dir})
+    splits = list(dict.fromkeys(split for _, split, _ in rows))
+    width = max(len(name) for name, _, _ in rows)
+    print(f"\nFine-tuned on {task.config.data.source} (scores x 100; the checkpoint with the best "
+          f"validation {metric}):")
+    print(f"  {'encoder':<{width}}  " + "  ".join(f"{s + ' ' + metric:>20}" for s in splits))
+    for name in dict.fromkeys(name for name, _, _ in rows):
+        values = {split: m[metric] for n, split, m in rows if n == name}
+        print(f"  {name:<{width}}  " + "  ".join(f"{100 * values[s]:>20.1f}" for s in splits))
 
 
 def write_split_predictions(run_dir: str, split: str, which: str = "best") -> str:

@@ -5,11 +5,13 @@ RUN_DIR/checkpoints/ckpt-N (see `run_dir.py` for the layout). `model` is what th
 (`Task.checkpoint_weights`); for pretraining, the networks' weights under their TF1 names (see
 `model_checkpoint`), so exporters can restore the networks without the optimizer.
 
-Saves are atomic: TensorFlow writes the data files under temporary names and renames them, and
-only then rewrites the `checkpoint` index (itself written to a temporary file and renamed). A
-crash mid-save leaves the previous checkpoint as the latest, and a `ckpt-N_temp/` directory
-that the next start removes; a failed save says so in one line. A checkpoint whose files are missing
-or unreadable is skipped (with a warning) for the newest one that reads.
+Saves are atomic as far as a resume sees them: TensorFlow writes checkpoint N under
+`ckpt-N_temp/`, moves its files to `ckpt-N.*` (the index is written in place), removes that
+directory, and only then rewrites the `checkpoint` index (through a temporary file). A crash
+mid-save leaves `ckpt-N_temp/`, and the next start deletes it together with any `ckpt-N.*` file
+already moved (`run_dir.remove_partial_saves`), so the previous checkpoint is the latest. A
+failed save says so in one line. A checkpoint whose files are missing or unreadable is skipped
+(with a warning) for the newest one that reads.
 """
 
 from __future__ import annotations

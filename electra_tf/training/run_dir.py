@@ -149,14 +149,17 @@ def saved_steps(run_dir: str) -> list[int]:
 
 
 def remove_partial_saves(run_dir: str) -> None:
-    """Deletes what an interrupted save left behind (TensorFlow writes a checkpoint's files into
-    `ckpt-N_temp/` and renames them when done): such a directory never holds a checkpoint."""
+    """Deletes what an interrupted save left behind. TensorFlow writes checkpoint N's files into
+    `ckpt-N_temp/`, moves the data files to `ckpt-N.data-*`, writes `ckpt-N.index`, and removes
+    the directory last: while `ckpt-N_temp/` exists, no `ckpt-N.*` file is a whole checkpoint."""
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
     if not tf.io.gfile.isdir(directory):
         return
-    for name in tf.io.gfile.listdir(directory):
-        name = name.rstrip("/")
-        if name.endswith("_temp") or ".tmp" in name:
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(directory)]
+    unfinished = {name[:-len("_temp")] for name in names if name.endswith("_temp")}
+    for name in names:
+        if (name.endswith("_temp") or ".tmp" in name
+                or name.split(".", 1)[0] in unfinished):
             path = os.path.join(directory, name)
             log.info("removing %s, left by an interrupted checkpoint save", path)
             if tf.io.gfile.isdir(path):

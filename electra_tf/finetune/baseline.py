@@ -1,0 +1,47 @@
+"""Does the pretrained encoder help? The same fine-tuning from a random initialisation.
+
+    electra-tf finetune --config configs/finetune/quickstart.yaml --compare-random
+
+`random_init_spec` turns a prepared fine-tuning task into its control: the same config, recipe
+and seed, with `task.init: none`, the pretrained encoder's sizes and tokenizer written out in
+full, and its own run directory (`RUN_DIR` + `RANDOM_SUFFIX`). `compare` evaluates the best
+checkpoint of both runs on every configured split, for the CLI to print side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from electra_tf.config.loading import _merge
+from electra_tf.finetune.config import FinetuneSpec
+from electra_tf.finetune.setup import TOKENIZER_FIELDS, has_split
+from electra_tf.finetune.task import FinetuneTask
+
+__all__ = ["RANDOM_SUFFIX", "random_init_spec", "compare"]
+
+RANDOM_SUFFIX = "_random_init"
+
+
+def random_init_spec(spec: FinetuneSpec, task: FinetuneTask) -> FinetuneSpec:
+    """The random-init control of `task` (prepared from `spec`); see the module doc."""
+    config = task.config
+    if config.task.init == "none":
+        raise ValueError("the task is already initialised at random")
+    tokenizer = {k: getattr(config.task, k) for k in TOKENIZER_FIELDS}
+    changes = {"task": {**tokenizer, "init": "none"}, "model": dataclasses.asdict(config.model),
+               "train": {"run_dir": config.train.run_dir.rstrip("/") + RANDOM_SUFFIX}}
+    return FinetuneSpec(_merge(spec.data, changes), f"{spec.source} (random init)")
+
+
+def compare(runs: dict[str, str]) -> list[tuple[str, str, dict[str, float]]]:
+    """[(name, split, metrics)] of the best checkpoint of each {name: run_dir}, on each split
+    the runs have (validation, test)."""
+    from electra_tf.finetune.inference import load_finetuned
+
+    rows = []
+    for name, run_dir in runs.items():
+        run = load_finetuned(run_dir, "best")
+        for split in ("validation", "test"):
+            if has_split(run.config, split):
+                rows.append((name, split, run.evaluate(split)))
+    return rows
