@@ -115,12 +115,14 @@ def test_compare_random_runs_the_control_and_prints_both_scores(trained, tmp_pat
     table = out[out.index("Fine-tuned on"):].splitlines()
     assert f"validation {metric}" in table[1] and f"test {metric}" in table[1]
     scores = {line.split()[0]: [float(v) for v in line.split()[-2:]] for line in table[2:4]}
-    # The init already solves the task; 20 steps from random init do not.
-    assert scores["pretrained"][0] >= 95 and scores["random"][0] < 80, out
+    # The init's encoder already solves the task (a new head learns it in 20 steps); 20 steps
+    # from random init do not.
+    assert scores["pretrained"][0] >= scores["random"][0] + 20, out
     control = yaml.safe_load((tmp_path / "run_random_init" / "config.yaml").read_text())
     saved = yaml.safe_load((root / "run" / "config.yaml").read_text())
     assert control["task"]["init"] == "none"
-    assert control["task"]["vocab_file"] == saved["task"]["vocab_file"]
+    with open(control["task"]["vocab_file"]) as a, open(saved["task"]["vocab_file"]) as b:
+        assert a.read() == b.read()
     assert {k: v for k, v in control["model"].items() if k != "dropout"} == \
         {k: v for k, v in saved["model"].items() if k != "dropout"}
     assert control["train"]["seed"] == saved["train"]["seed"]

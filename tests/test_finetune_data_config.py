@@ -1,10 +1,13 @@
-"""FinetuneDataConfig: defaults of known TFDS builders and validation messages."""
+"""FinetuneDataConfig: defaults of known TFDS builders, validation messages, shipped configs."""
 
 import dataclasses
+import glob
+import os
 
 import pytest
 
 from electra_tf.config import ConfigError
+from electra_tf.finetune.config import load_spec
 from electra_tf.finetune.data_config import FinetuneDataConfig, tfds_defaults
 
 
@@ -54,3 +57,10 @@ def test_validation_messages(changes, kind, message):
     data = dataclasses.replace(FinetuneDataConfig(), **changes)
     with pytest.raises(ConfigError, match=message):
         data.resolve(kind) if kind else data.validate()
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(
+    os.path.dirname(__file__), "..", "configs", "finetune", "*.yaml"))), ids=os.path.basename)
+def test_every_shipped_finetuning_config_validates(path):
+    spec = load_spec(path)
+    assert spec.draft().task.kind in ("classification", "regression", "tagging")
