@@ -173,6 +173,17 @@ def test_a_few_decode_errors_are_counted_and_logged(tmp_path, caplog):
         read_docs(tight)
 
 
+def test_latin1_after_megabytes_of_clean_text_is_found(tmp_path):
+    # Corpora concatenated from several sources: the wrong encoding starts 6 MB in, beyond the
+    # start that is sampled, so only the pieces spread through the file can find it.
+    clean = "".join(f"{' '.join(random.Random(i).choices(WORDS, k=12))}.\n"
+                    for i in range(64)).encode("utf-8")
+    path = tmp_path / "concatenated.txt"
+    path.write_bytes(clean * (6_000_000 // len(clean)) + SPANISH.encode("latin-1") * 800)
+    with pytest.raises(DataError, match=r"concatenated.txt is not utf-8 text.*sampled"):
+        open_documents(text_config([path]), "train")
+
+
 def test_encoding_fields_are_validated():
     with pytest.raises(ConfigError, match="data.encoding 'klingon' is not a known"):
         DataConfig(encoding="klingon").validate()
