@@ -1,6 +1,7 @@
 """The fine-tuning commands of the `electra-tf` CLI: finetune, evaluate, predict.
 
     electra-tf finetune --config configs/finetune/sst2.yaml [--set task.epochs=2 ...]
+                        [--compare-random]     # then from random init, both scores printed
     electra-tf evaluate --run-dir runs/sst2 [--split validation] [--checkpoint latest]
     electra-tf predict  --run-dir runs/sst2 --input texts.jsonl [--output predictions.jsonl]
 
