@@ -134,7 +134,7 @@ def summarize(results: dict) -> list[dict]:
     """One row per (budget, encoder, task): mean and 95% half-width of the test score."""
     rows = []
     for key, encoders in results.items():
-        if key == "plans":
+        if key in ("plans", "setting"):
             continue
         for name, tasks in encoders.items():
             for task, seeds in tasks.items():
@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.join(args.out, "results.json")
     results = json.load(open(path)) if os.path.exists(path) else {}
     if not args.report_only:
+        setting = f"max{args.max_examples or 'all'}_epochs{args.epochs:g}"
+        if results.setdefault("setting", setting) != setting:
+            raise SystemExit(f"{path} holds results of fine-tuning setting {results['setting']}, "
+                             f"not {setting}: use another --out")
         vocab = None
         for budget in args.budgets:
             key = f"{budget:g}"
