@@ -39,3 +39,14 @@ def dataset_fn(examples: dict[str, np.ndarray], global_batch: int):
         return ds.batch(batch, drop_remainder=True)
 
     return make
+
+
+def tiny_config(run_dir, seq_length: int, vocab_size: int, **train):
+    """A one-layer `tiny` pretraining RunConfig for these batches, with `train` settings."""
+    from electra_tf.config import config_from_dict
+
+    return config_from_dict({
+        "model": {"preset": "tiny", "vocab_size": vocab_size, "num_layers": 1},
+        "data": {"seq_length": seq_length},
+        "train": {"run_dir": str(run_dir), **train},
+    })

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
-from synthetic import dataset_fn, synthetic_examples
+from synthetic import dataset_fn, synthetic_examples, tiny_config
 
 from electra_tf.config import config_from_dict
 from electra_tf.data import WordPieceTokenizer
@@ -34,11 +34,7 @@ def make_config(run_dir, **train):
                     checkpoint_every=4, warmup_steps=1, steps_per_execution=2, eval_every=0,
                     text_summary_every=0, jit_compile=True)
     settings.update(train)
-    return config_from_dict({
-        "model": {"preset": "tiny", "vocab_size": VOCAB, "num_layers": 1},
-        "data": {"seq_length": SEQ},
-        "train": settings,
-    })
+    return tiny_config(**settings, seq_length=SEQ, vocab_size=VOCAB)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from synthetic import dataset_fn, synthetic_examples
+from synthetic import dataset_fn, synthetic_examples, tiny_config
 
-from electra_tf.config import ConfigError, config_from_dict
+from electra_tf.config import ConfigError
 from electra_tf.pretraining import TRAIN_TAGS, PretrainingTask
 from electra_tf.training.trainer import NonFiniteLossError, Trainer
 
@@ -23,11 +23,7 @@ def make_config(run_dir, **train):
                     checkpoint_every=10, warmup_steps=4, learning_rate=1e-3,
                     steps_per_execution=5, eval_every=0, eval_steps=2, text_summary_every=0)
     settings.update(train)
-    return config_from_dict({
-        "model": {"preset": "tiny", "vocab_size": VOCAB, "num_layers": 1},
-        "data": {"seq_length": SEQ},
-        "train": settings,
-    })
+    return tiny_config(**settings, seq_length=SEQ, vocab_size=VOCAB)
 
 
 @pytest.fixture(scope="module")

@@ -188,10 +188,15 @@ def _parse_yaml(path: str, text: str) -> Any:
         raise ConfigError(f"{path} is not valid YAML: {where}{detail}") from None
 
 
-def _read_config_file(path: str) -> dict[str, Any]:
-    """The top-level mapping of a YAML config file (local or remote)."""
+def read_config_file(path: str, *, sections: str = "model, objective, data, train",
+                     example: str = "configs/quickstart.yaml",
+                     empty: str | None = None) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (local or remote), with one-line
+    ConfigErrors naming the file. `sections` and `example` (a shipped config) go into the
+    messages; `empty` (what to write instead) makes an empty file an error, else it reads as {}."""
     import tensorflow as tf
 
+    examples = os.path.dirname(example) + "/"
     try:
         exists = tf.io.gfile.exists(path)
         directory = exists and tf.io.gfile.isdir(path)
@@ -199,21 +204,20 @@ def _read_config_file(path: str) -> dict[str, Any]:
     except tf.errors.OpError as e:
         raise ConfigError(f"cannot read config file {path}: {e.message}") from None
     if not exists:
-        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+        raise ConfigError(f"config file {path} does not exist; see {examples} for examples")
     if directory:
         hint = (f" (for the run in that directory, its saved config "
                 f"{os.path.join(path, 'config.yaml')})" if saved else "")
         raise ConfigError(f"config file {path} is a directory; give the path of a YAML config "
-                          f"file{hint}, e.g. configs/quickstart.yaml")
+                          f"file{hint}, e.g. {example}")
     data = _parse_yaml(path, _read_text(path))
-    if data is None:  # the defaults are a 1,000,000-step base-size run: never by accident
+    if data is None:
+        if empty is None:
+            return {}
         raise ConfigError(f"config file {path} is empty (no settings, only blank lines or "
-                          "comments); write at least the model and train sections, e.g. "
-                          "`model: {preset: small}` and `train: {steps: 1000}`; see configs/ "
-                          "for examples")
+                          f"comments); {empty}; see {examples} for examples")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with sections "
-                          "model, objective, data, train")
+        raise ConfigError(f"{path}: the top level must be a mapping with sections {sections}")
     return data
 
 
@@ -237,7 +241,9 @@ def load_config(path: str | os.PathLike | None = None,
     source = "defaults"
     if path is not None:
         source = os.fspath(path)
-        data = _read_config_file(source)
+        # the defaults are a 1,000,000-step base-size run: never by accident
+        data = read_config_file(source, empty="write at least the model and train sections, "
+                                "e.g. `model: {preset: small}` and `train: {steps: 1000}`")
     for text in overrides:
         data = _merge(data, parse_override(text))
     config = config_from_dict(data, source)

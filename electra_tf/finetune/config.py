@@ -147,21 +147,8 @@ def parse_override(text: str) -> dict[str, Any]:
 
 def read_yaml(path: str) -> dict[str, Any]:
     """The mapping in a YAML config file (local or gs://)."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise ConfigError(f"config file {path} does not exist; see configs/finetune/ for examples")
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            data = yaml.safe_load(f.read()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with sections "
-                          "model, task, data, train")
-    return data
+    return loading.read_config_file(path, sections="model, task, data, train",
+                                    example="configs/finetune/sst2.yaml")
 
 
 @dataclass(frozen=True)
