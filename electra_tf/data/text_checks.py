@@ -76,12 +76,12 @@ def text_stats(raw: bytes, encoding: str, max_line_chars: int, *, final: bool) -
 
 
 def _read_start(f, name: str, limit: int) -> tuple[bytes, bool]:
-    """(up to `limit` decompressed bytes from the start of open file `f`, whether that is all)."""
-    lower = name.lower()
-    if lower.endswith(".gz"):
+    """(up to `limit` decompressed bytes from the start of compressed file `f`, whether that is
+    all of it)."""
+    if name.lower().endswith(".gz"):
         with gzip.GzipFile(fileobj=f) as unzipped:
             raw = unzipped.read(limit + 1)
-    elif lower.endswith((".zz", ".zlib")):
+    else:  # .zz, .zlib
         inflate = zlib.decompressobj()
         raw = b""
         while len(raw) <= limit:
@@ -90,8 +90,6 @@ def _read_start(f, name: str, limit: int) -> tuple[bytes, bool]:
                 raw += inflate.flush()
                 break
             raw += inflate.decompress(chunk, limit + 1 - len(raw))
-    else:
-        raw = f.read(limit + 1)
     return raw[:limit], len(raw) <= limit
 
 
@@ -114,17 +112,14 @@ def _read_sample(name: str, limit: int) -> list[tuple[bytes, bool]] | None:
     None when the file cannot be read here (the tf.data reader then reports why)."""
     try:
         with tf.io.gfile.GFile(name, "rb") as f:
-            compressed = name.lower().endswith((".gz", ".zz", ".zlib"))
-            head = limit if compressed else limit // 2
-            raw, whole = _read_start(f, name, head)
-            if whole or compressed:
-                return [(raw, whole)]
+            if name.lower().endswith((".gz", ".zz", ".zlib")):
+                return [_read_start(f, name, limit)]
             size = tf.io.gfile.stat(name).length
             if size <= limit:
-                f.seek(0)
                 return [(f.read(), True)]
-            return [(raw, False)] + [(piece, False) for piece in
-                                     _read_pieces(f, size, head, (limit - head) // _PIECES)]
+            head = limit // 2
+            return [(f.read(head), False)] + [(piece, False) for piece in
+                                              _read_pieces(f, size, head, head // _PIECES)]
     except (tf.errors.OpError, OSError, EOFError, zlib.error):
         return None
 

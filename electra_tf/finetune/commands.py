@@ -33,7 +33,7 @@ def finetune(args) -> int:
     from electra_tf.training.preemption import EXIT_PREEMPTED
 
     spec = load_spec(args.config, args.overrides)
-    compare_random = getattr(args, "compare_random", False)
+    compare_random = args.compare_random
     if compare_random and spec.init == "none":
         raise ConfigError(f"--compare-random: {args.config} already starts from a random "
                           "initialisation (task.init: none); set task.init to a pretrained "
