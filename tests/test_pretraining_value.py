@@ -1,21 +1,21 @@
 """The FLOP accounting of benchmarks/pretraining_value.py (no training: milliseconds)."""
 
+import importlib.util
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+from electra_tf.config import model_preset
 
-from pretraining_flops import (  # noqa: E402
-    encoder_forward_flops,
-    mean_interval,
-    mlm_head_forward_flops,
-    step_flops,
-    steps_for_budget,
-)
-
-from electra_tf.config import model_preset  # noqa: E402
+# Loaded by path, not through sys.path (benchmarks/pipelines.py would shadow the pipelines
+# package for test modules collected later).
+_spec = importlib.util.spec_from_file_location("pretraining_flops", os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretraining_flops.py"))
+_flops = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_flops)
+encoder_forward_flops, mean_interval = _flops.encoder_forward_flops, _flops.mean_interval
+mlm_head_forward_flops, step_flops = _flops.mlm_head_forward_flops, _flops.step_flops
+steps_for_budget = _flops.steps_for_budget
 
 BATCH, SEQ, PRED = 32, 128, 19
 
