@@ -266,6 +266,8 @@ def run_isolated(args, spec: str) -> None:
     model_config = load_config(os.path.join(REPO, "configs", "quickstart.yaml"),
                                overrides + [f"model.vocab_size={vocab_size}"]).model
     disc = build_networks(model_config).discriminator
+    if config.objective.disc_bias_init != "zero":   # as PretrainingTask.build_model does
+        disc.head_output.bias.assign([config.objective.disc_initial_bias()])
     peak, warmup = optim.get("lr", 1e-3), int(optim.get("warmup", 0))
     step_var = tf.Variable(0.0)
     optimizer = tf.keras.optimizers.Adam(

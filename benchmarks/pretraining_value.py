@@ -4,7 +4,8 @@
 
 For each budget (in TFLOPs of training compute, counted analytically with the generator
 included: benchmarks/pretraining_flops.py), the quickstart config (configs/quickstart.yaml) is
-pretrained once with `objective.kind: electra` and once with `objective.kind: mlm`, each for the
+pretrained once per encoder of `--objectives` (ENCODERS: `electra`, the reference's zero
+discriminator bias; `electra_prior`, `objective.disc_bias_init: prior`; `mlm`), each for the
 number of steps whose FLOPs are closest to the budget (a multiple of steps_per_execution). Each
 encoder, and a random-init encoder of the same `tiny` sizes and vocabulary (`task.init: none`),
 is then fine-tuned on the two offline tasks (configs/finetune/wordnet_lexname.yaml,
@@ -30,21 +31,44 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from pretraining_flops import mean_interval, minutes_equivalent, step_flops, steps_for_budget  # noqa: E402,I001
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_flops():
+    """benchmarks/pretraining_flops.py, loaded by path (benchmarks/ stays off sys.path, where
+    benchmarks/pipelines.py would shadow the pipelines package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pretraining_flops", os.path.join(ROOT, "benchmarks", "pretraining_flops.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_flops = _load_flops()
+mean_interval, minutes_equivalent = _flops.mean_interval, _flops.minutes_equivalent
+step_flops, steps_for_budget = _flops.step_flops, _flops.steps_for_budget
 PRETRAIN_CONFIG = os.path.join(ROOT, "configs", "quickstart.yaml")
 TASKS = {"wordnet_lexname": "accuracy", "wordnet_tagging": "f1"}
 # Measured quickstart throughput on this 2-core CPU, unloaded (issue #15: 16.5-19k tokens/s for
 # ELECTRA): used only to state a budget in minutes.
 ELECTRA_TOKENS_PER_SECOND = 17500.0
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# The pretrained encoders: name -> (objective.kind, which sets the FLOPs per step; the other
+# overrides). Each sets every option that differs between them, so a row means the same run
+# whatever configs/quickstart.yaml defaults to.
+ENCODERS = {
+    "electra": ("electra", ["objective.disc_bias_init=zero"]),
+    "electra_prior": ("electra", ["objective.disc_bias_init=prior"]),
+    "mlm": ("mlm", []),   # disc_bias_init does nothing without a discriminator
+}
 
 
 def pretrain_plan(budget_tflops: float) -> dict[str, dict]:
-    """{objective: {steps, flops}} for one budget, from the quickstart config's sizes."""
+    """{encoder: {steps, flops, flops_per_step}, "minutes": ...} for one budget, from the
+    quickstart config's sizes."""
     from electra_tf.config import load_config
 
     config = load_config(PRETRAIN_CONFIG, [])
@@ -55,16 +79,16 @@ def pretrain_plan(budget_tflops: float) -> dict[str, dict]:
     batch, seq = config.train.batch_size, config.data.seq_length
     max_predictions = config.objective.max_predictions_for(seq)
     plan = {}
-    for objective in ("electra", "mlm"):
-        per_step = step_flops(model, objective, batch, seq, max_predictions)
+    for name, (kind, _) in ENCODERS.items():
+        per_step = step_flops(model, kind, batch, seq, max_predictions)
         steps = steps_for_budget(budget_tflops * 1e12, per_step, config.train.steps_per_execution)
-        plan[objective] = {"steps": steps, "flops": steps * per_step, "flops_per_step": per_step}
+        plan[name] = {"steps": steps, "flops": steps * per_step, "flops_per_step": per_step}
     plan["minutes"] = minutes_equivalent(budget_tflops * 1e12, plan["electra"]["flops_per_step"],
                                          batch * seq, ELECTRA_TOKENS_PER_SECOND)
     return plan
 
 
-def pretrain(run_dir: str, objective: str, steps: int) -> None:
+def pretrain(run_dir: str, encoder: str, steps: int) -> None:
     from electra_tf.config import load_config
     from electra_tf.pretraining import PretrainingTask
     from electra_tf.training.trainer import Trainer
@@ -72,7 +96,8 @@ def pretrain(run_dir: str, objective: str, steps: int) -> None:
     if os.path.exists(os.path.join(run_dir, "done.json")):
         return
     warmup = max(1, min(200, steps // 4))   # the quickstart's 200 of 800, capped for short runs
-    overrides = [f"objective.kind={objective}", f"train.run_dir={run_dir}",
+    kind, extra = ENCODERS[encoder]
+    overrides = [f"objective.kind={kind}", *extra, f"train.run_dir={run_dir}",
                  f"train.steps={steps}", f"train.warmup_steps={warmup}",
                  f"train.checkpoint_every={steps}", f"train.eval_every={steps}"]
     result = Trainer(PretrainingTask(load_config(PRETRAIN_CONFIG, overrides))).train()
@@ -187,7 +212,8 @@ def plot(results: dict, out: str) -> bool:
     rows = summarize(results)
     fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 4))
     for ax, task in zip(axes, TASKS, strict=True):
-        for name, color in (("electra", "tab:blue"), ("mlm", "tab:orange")):
+        for name, color in (("electra", "tab:blue"), ("electra_prior", "tab:green"),
+                            ("mlm", "tab:orange")):
             pts = sorted((_budget(r["budget"]), r["test"], r["half"]) for r in rows
                          if r["task"] == task and r["encoder"] == name)
             if pts:
@@ -217,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap every split of the fine-tuning tasks (data.max_examples)")
     parser.add_argument("--objectives", nargs="+", default=["electra", "mlm"],
-                        choices=["electra", "mlm"], help="pretraining objectives to run")
+                        choices=list(ENCODERS), help="pretrained encoders to run")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
                         help="downstream tasks to fine-tune on")
     parser.add_argument("--no-random", action="store_true",

@@ -71,7 +71,7 @@ def partial_warm_start(pretrained_start, part: str):
         keep = random_variables(model, part)
         values = [v.numpy() for v in keep]
         restored = pretrained_start(model, path, allow_partial)
-        for variable, value in zip(keep, values):
+        for variable, value in zip(keep, values, strict=True):
             variable.assign(value)
         return f"{restored} (pretrained part: {part})"
 

@@ -88,7 +88,7 @@ class PretrainingTask(Task):
     # ------------------------------------------------------------------ networks
 
     def build_model(self, precision: str) -> ElectraNetworks:
-        return build_networks(self.config.model, self.config.objective.kind, precision)
+        return _networks(self.config, precision)
 
     def checkpoint_weights(self, model: ElectraNetworks) -> tf.train.Checkpoint:
         return model_checkpoint(model)
@@ -184,3 +184,12 @@ class PretrainingTask(Task):
 
     def read_config(self, path: str) -> RunConfig:
         return read_saved_config(path)
+
+
+def _networks(config: RunConfig, precision: str) -> ElectraNetworks:
+    """The run's networks, the discriminator's output bias as objective.disc_bias_init says."""
+    objective = config.objective
+    networks = build_networks(config.model, objective.kind, precision)
+    if networks.discriminator is not None and objective.disc_bias_init != "zero":
+        networks.discriminator.head_output.bias.assign([objective.disc_initial_bias()])
+    return networks

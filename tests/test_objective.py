@@ -198,3 +198,38 @@ def test_objective_samples_at_the_configured_temperature(networks, batch):
         cold.numpy(), gumbel_sample(logits, tf.constant(6), example_ids, 0.01).numpy())
     warm = gumbel_sample(logits, tf.constant(6), example_ids, 1.0).numpy()
     assert (cold.numpy() != warm).mean() > 0.5
+
+
+def test_a_prior_disc_bias_moves_every_initial_logit_by_logit_mask_prob(tmp_path, batch):
+    from synthetic import tiny_config
+
+    from electra_tf.config import config_from_dict
+    from electra_tf.pretraining import PretrainingTask
+
+    logits = {}
+    for init in ("zero", "prior"):
+        data = tiny_config(tmp_path, SEQ, 512).to_dict()
+        data["objective"]["disc_bias_init"] = init
+        keras.utils.set_random_seed(3)          # the same weights but for the bias
+        disc = PretrainingTask(config_from_dict(data)).build_model("float32").discriminator
+        assert float(disc.head_output.bias.numpy()[0]) == pytest.approx(
+            0.0 if init == "zero" else math.log(0.15 / 0.85))
+        logits[init] = disc(batch["input_ids"], batch["input_mask"], batch["segment_ids"])
+    np.testing.assert_allclose(logits["prior"] - logits["zero"], math.log(0.15 / 0.85),
+                               atol=1e-5)
+
+
+def test_presets_keep_the_reference_disc_bias_and_mlm_ignores_a_prior(tmp_path):
+    from synthetic import tiny_config
+
+    from electra_tf.config import ConfigError, config_from_dict, load_config
+    from electra_tf.pretraining import PretrainingTask
+
+    for name in ("small", "base", "large"):
+        assert load_config(f"configs/{name}.yaml").objective.disc_bias_init == "zero"
+    # the quickstart with --set objective.kind=mlm (the MLM baseline) still builds
+    data = tiny_config(tmp_path, SEQ, 512).to_dict()
+    data["objective"].update(kind="mlm", disc_bias_init="prior")
+    assert PretrainingTask(config_from_dict(data)).build_model("float32").discriminator is None
+    with pytest.raises(ConfigError, match="disc_bias_init must be 'zero'"):
+        config_from_dict({"objective": {"disc_bias_init": "half"}})

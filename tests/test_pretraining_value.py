@@ -63,3 +63,16 @@ def test_mean_interval_is_a_t_interval():
     assert half == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
     with pytest.raises(ValueError):
         step_flops(model_preset("tiny"), "bert", BATCH, SEQ, PRED)
+
+
+def test_the_benchmark_plans_equal_flops_for_each_encoder():
+    spec = importlib.util.spec_from_file_location("pretraining_value", os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretraining_value.py"))
+    value = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(value)
+    plan = value.pretrain_plan(21.8)
+    assert set(value.ENCODERS) <= set(plan)
+    # the steps docs/results.md reports; the prior bias changes no FLOP
+    assert plan["electra"]["steps"] == plan["electra_prior"]["steps"] == 1275
+    assert plan["mlm"]["steps"] == 1625
+    assert value.ENCODERS["electra"][1] == ["objective.disc_bias_init=zero"]

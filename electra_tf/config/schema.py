@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,18 @@ class ObjectiveConfig:
     temperature: float = 1.0
     mlm_weight: float = 1.0
     disc_weight: float = 50.0
+    # The discriminator's output bias at initialisation. "zero" is the reference (P = 0.5 for
+    # every token); "prior" starts it at logit(mask_prob), the share of replaced tokens, so the
+    # network need not learn the base rate through its weights (a departure, measured in
+    # docs/plateau.md: it keeps the tiny discriminator's token vectors from collapsing).
+    # Without a discriminator (kind mlm) it does nothing.
+    disc_bias_init: str = "zero"
+
+    def disc_initial_bias(self) -> float:
+        """The discriminator's output bias at initialisation (see disc_bias_init)."""
+        if self.disc_bias_init == "zero":
+            return 0.0
+        return math.log(self.mask_prob / (1.0 - self.mask_prob))
 
     def max_predictions_for(self, seq_length: int) -> int:
         """N, the masked positions per sequence: objective.max_predictions when set, else the
@@ -150,6 +163,9 @@ class ObjectiveConfig:
             raise ConfigError(f"objective.temperature must be > 0, got {self.temperature}")
         if self.mlm_weight < 0 or self.disc_weight < 0:
             raise ConfigError("objective.mlm_weight and objective.disc_weight must be >= 0")
+        if self.disc_bias_init not in ("zero", "prior"):
+            raise ConfigError(f"objective.disc_bias_init must be 'zero' (the reference) or "
+                              f"'prior', got {self.disc_bias_init!r}")
 
 
 @dataclass
