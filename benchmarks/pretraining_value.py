@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap every split of the fine-tuning tasks (data.max_examples)")
-    parser.add_argument("--objectives", nargs="+", default=["electra", "mlm"],
+    parser.add_argument("--objectives", nargs="+", default=list(ENCODERS),
                         choices=list(ENCODERS), help="pretrained encoders to run")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
                         help="downstream tasks to fine-tune on")
