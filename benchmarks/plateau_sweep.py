@@ -239,6 +239,7 @@ def run_isolated(args, spec: str) -> None:
 
     from electra_tf.config import load_config
     from electra_tf.models import build_networks
+    from electra_tf.pretraining import init_disc_bias
 
     config = load_config(os.path.join(REPO, "configs", "quickstart.yaml"), overrides)
     data_args = argparse.Namespace(seq_length=config.data.seq_length, work_dir=args.work_dir,
@@ -266,8 +267,7 @@ def run_isolated(args, spec: str) -> None:
     model_config = load_config(os.path.join(REPO, "configs", "quickstart.yaml"),
                                overrides + [f"model.vocab_size={vocab_size}"]).model
     disc = build_networks(model_config).discriminator
-    if config.objective.disc_bias_init != "zero":   # as PretrainingTask.build_model does
-        disc.head_output.bias.assign([config.objective.disc_initial_bias()])
+    init_disc_bias(disc, config.objective)          # as PretrainingTask.build_model does
     peak, warmup = optim.get("lr", 1e-3), int(optim.get("warmup", 0))
     step_var = tf.Variable(0.0)
     optimizer = tf.keras.optimizers.Adam(

@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print_representations(args.init, args)
         return 0
     path = os.path.join(args.out, "results.json")
-    results = json.load(open(path)) if os.path.exists(path) else {}
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
     for part in args.parts:
         key = f"{args.name or 'default'}/{part}"
         for seed in args.seeds:

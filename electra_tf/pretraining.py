@@ -188,8 +188,13 @@ class PretrainingTask(Task):
 
 def _networks(config: RunConfig, precision: str) -> ElectraNetworks:
     """The run's networks, the discriminator's output bias as objective.disc_bias_init says."""
-    objective = config.objective
-    networks = build_networks(config.model, objective.kind, precision)
-    if networks.discriminator is not None and objective.disc_bias_init != "zero":
-        networks.discriminator.head_output.bias.assign([objective.disc_initial_bias()])
+    networks = build_networks(config.model, config.objective.kind, precision)
+    if networks.discriminator is not None:
+        init_disc_bias(networks.discriminator, config.objective)
     return networks
+
+
+def init_disc_bias(discriminator, objective) -> None:
+    """Sets a freshly built discriminator's output bias as objective.disc_bias_init says."""
+    if objective.disc_bias_init != "zero":
+        discriminator.head_output.bias.assign([objective.disc_initial_bias()])
