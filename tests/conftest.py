@@ -24,3 +24,22 @@ def tiny_model_config():
     from electra_tf.config import model_preset
 
     return model_preset("tiny", vocab_size=512, dropout=0.0, attention_dropout=0.0)
+
+
+@pytest.fixture(scope="session")
+def random_run(tmp_path_factory):
+    """A run dir of random tiny networks with checkpoints at steps 3 and 7 (export_run.py):
+    (config, networks at step 7, {step: weight arrays}). Read-only for the tests."""
+    from export_run import make_run_dir
+
+    return make_run_dir(str(tmp_path_factory.mktemp("random_run")))
+
+
+@pytest.fixture(scope="session")
+def saved_model_export(random_run, tmp_path_factory):
+    """`random_run` exported as a SavedModel (its latest step)."""
+    from electra_tf.export import export_run
+
+    out = str(tmp_path_factory.mktemp("export") / "saved_model")
+    assert export_run(random_run[0].train.run_dir, out) == out
+    return out

@@ -1,11 +1,12 @@
 """Export is atomic: written to a temporary sibling, read back, then swapped in. A failure at
 any point keeps the earlier export; files export did not write are never deleted."""
 
+import json
 import os
 
 import pytest
 import tensorflow as tf
-from test_export_saved_model import make_run_dir
+from export_run import make_run_dir
 
 from electra_tf.config import ConfigError
 from electra_tf.export import export_run
@@ -116,3 +117,18 @@ def test_files_export_did_not_write_are_refused_and_kept(run_dir, earlier, tmp_p
     with pytest.raises(ConfigError, match="is not empty and holds no earlier huggingface"):
         export_run(run_dir, str(other), fmt="huggingface")
     assert os.listdir(other) == ["data.csv"] and siblings(str(other)) == ["out"]
+
+
+def test_saved_model_reexport_replaces_the_earlier_one_in_place(run_dir, tmp_path):
+    out = str(tmp_path / "saved_model")
+    assert export_run(run_dir, out) == out   # the latest step, 7
+    with open(os.path.join(out, "README.txt"), "w") as f:
+        f.write("mine")
+    with pytest.raises(ConfigError, match=r"files it did not write \(README.txt\)"):
+        export_run(run_dir, out, step=3)
+    os.remove(os.path.join(out, "README.txt"))
+    assert export_run(run_dir, out, step=3) == out
+    assert sorted(os.listdir(tmp_path)) == ["saved_model"], "no temporaries left"
+    with open(os.path.join(out, "assets.extra", "electra_tf.json")) as f:
+        assert json.load(f)["checkpoint"].endswith("ckpt-3")
+    tf.saved_model.load(out)

@@ -1,5 +1,6 @@
 """The exported SavedModel: loads in a fresh process with TensorFlow + TensorFlow Text only and
-reproduces the in-process networks; plus the HuggingFace format through `export_run`."""
+reproduces the in-process networks (bad inputs: test_export_signature_errors.py; the HuggingFace
+format: test_export_huggingface.py)."""
 
 import json
 import os
@@ -10,23 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_run import MAX_PREDICTIONS, SEQ, VOCAB
 
-from electra_tf.config import (
-    DataConfig,
-    ObjectiveConfig,
-    RunConfig,
-    TrainConfig,
-    model_preset,
-    save_config,
-)
-from electra_tf.models import build_networks
-from electra_tf.training.checkpoints import model_checkpoint
-
-WORDS = ("the a of to and in is was chef cooked ate meal dog cat sat on mat water body large "
-         "person who works hospital sleeps man went store sky sun paper . , !").split()
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ed", "##ing"]
-SEQ = 16
-MAX_PREDICTIONS = 3
 ID = {t: i for i, t in enumerate(VOCAB)}
 TOL = 1e-5
 
@@ -51,58 +37,12 @@ FILL = [
 ]
 
 
-def perturb(networks, rng, scale):
-    for variable in networks.trainable_variables:
-        noise = rng.normal(0.0, scale, variable.shape).astype(np.float32)
-        variable.assign(variable.numpy() + noise)
-
-
-def make_run_dir(path, steps_and_scales=((3, 0.05), (7, 0.05))):
-    """A run dir with config.yaml, vocab.txt and checkpoints of random networks at the given
-    steps. Returns (config, networks in the state of the last step, {step: weight arrays})."""
-    os.makedirs(path, exist_ok=True)
-    vocab_path = os.path.join(path, "vocab.txt")
-    with open(vocab_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(VOCAB) + "\n")
-    config = RunConfig(
-        model=model_preset("tiny", vocab_size=len(VOCAB), dropout=0.0, attention_dropout=0.0),
-        objective=ObjectiveConfig(max_predictions=MAX_PREDICTIONS),
-        data=DataConfig(vocab_file=vocab_path, seq_length=SEQ, vocab_size=len(VOCAB)),
-        train=TrainConfig(run_dir=str(path))).validate()
-    save_config(config, os.path.join(path, "config.yaml"))
-    networks = build_networks(config.model)
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model_checkpoint(networks)),
-                                         os.path.join(path, "checkpoints"), max_to_keep=5)
-    rng = np.random.default_rng(0)
-    weights = {}
-    for step, scale in steps_and_scales:
-        # Away from the initialisers, so a missing restore cannot go unnoticed.
-        perturb(networks, rng, scale)
-        manager.save(checkpoint_number=step)
-        weights[step] = [v.numpy() for v in networks.trainable_variables]
-    return config, networks, weights
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return make_run_dir(str(tmp_path_factory.mktemp("run")))
-
-
-@pytest.fixture(scope="module")
-def exported(run, tmp_path_factory):
-    from electra_tf.export import export_run
-
-    config, _, _ = run
-    out = str(tmp_path_factory.mktemp("export") / "saved_model")
-    assert export_run(config.train.run_dir, out) == out
-    return out
-
-
-@pytest.fixture(scope="module")
-def tokenizer(run):
+def tokenizer(random_run):
     from electra_tf.data.tokenization import load_tokenizer
 
-    return load_tokenizer(run[0].data)
+    return load_tokenizer(random_run[0].data)
 
 
 ENCODE_IDS = np.array([[2, 13, 14, 15, 3, 20, 21, 3, 0, 0, 0, 0],
@@ -159,7 +99,7 @@ FRESH_PROCESS = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def fresh(exported, tmp_path_factory):
+def fresh(saved_model_export, tmp_path_factory):
     """The SavedModel's outputs, computed in a new Python process."""
     work = tmp_path_factory.mktemp("fresh")
     inputs = {
@@ -174,7 +114,8 @@ def fresh(exported, tmp_path_factory):
     with open(inputs_path, "w") as f:
         json.dump(inputs, f)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, exported, inputs_path, out_path],
+    proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS, saved_model_export,
+                           inputs_path, out_path],
                           cwd=str(work), env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(out_path) as data:
@@ -218,7 +159,7 @@ def assert_matches(got, want, what):
         assert diff <= TOL, (what, key, diff)
 
 
-def test_loads_with_tensorflow_and_tensorflow_text_only(fresh, run):
+def test_loads_with_tensorflow_and_tensorflow_text_only(fresh, random_run):
     results, info = fresh
     assert info["electra_tf"] == [], info["electra_tf"]
     assert info["new_keras"] == [], info["new_keras"]
@@ -235,7 +176,7 @@ def test_loads_with_tensorflow_and_tensorflow_text_only(fresh, run):
             "input_mask", "mask_positions", "num_masks", "token_ids", "top_k_ids",
             "top_k_probabilities", "top_k_tokens"]},
     }
-    _, networks, _ = run
+    _, networks, _ = random_run
     weights = {id(v.value): v for n in (networks.generator, networks.discriminator)
                for v in n.weights}
     assert info["num_variables"] == len(weights)
@@ -250,7 +191,7 @@ def test_variables_are_saved_not_folded(fresh):
     assert max_diff(encode["sequence_output"], halved["sequence_output"]) > 1e-2
 
 
-def test_single_texts_match_in_process(fresh, run, tokenizer):
+def test_single_texts_match_in_process(fresh, random_run, tokenizer):
     results, _ = fresh
     got = section(results, "text")
     ids, mask, types = packed_in_process(tokenizer, TEXTS)
@@ -270,10 +211,10 @@ def test_single_texts_match_in_process(fresh, run, tokenizer):
     np.testing.assert_array_equal(got["token_ids"], ids)
     np.testing.assert_array_equal(got["input_mask"], mask)
     np.testing.assert_array_equal(got["segment_ids"], types)
-    assert_matches(got, reference(run[1], ids, mask, types), "serving_default")
+    assert_matches(got, reference(random_run[1], ids, mask, types), "serving_default")
 
 
-def test_pairs_match_in_process(fresh, run, tokenizer):
+def test_pairs_match_in_process(fresh, random_run, tokenizer):
     results, _ = fresh
     got = section(results, "pair")
     ids, mask, types = packed_in_process(tokenizer, *zip(*PAIRS, strict=True))
@@ -294,22 +235,22 @@ def test_pairs_match_in_process(fresh, run, tokenizer):
 
     np.testing.assert_array_equal(got["token_ids"], ids)
     np.testing.assert_array_equal(got["segment_ids"], types)
-    assert_matches(got, reference(run[1], ids, mask, types), "serving_pair")
+    assert_matches(got, reference(random_run[1], ids, mask, types), "serving_pair")
 
 
-def test_encode_matches_networks(fresh, run):
+def test_encode_matches_networks(fresh, random_run):
     results, _ = fresh
     got = section(results, "encode")
-    want = reference(run[1], ENCODE_IDS, ENCODE_MASK, ENCODE_TYPES)
+    want = reference(random_run[1], ENCODE_IDS, ENCODE_MASK, ENCODE_TYPES)
     assert_matches(got, want, "encode")
     np.testing.assert_array_equal(got["input_mask"], ENCODE_MASK)
     long = section(results, "long")  # dynamic sequence length beyond the run's seq_length
     assert long["sequence_output"].shape == (1, LONG_IDS.shape[1], 128)
-    want = reference(run[1], LONG_IDS, np.ones_like(LONG_IDS), np.zeros_like(LONG_IDS))
+    want = reference(random_run[1], LONG_IDS, np.ones_like(LONG_IDS), np.zeros_like(LONG_IDS))
     assert_matches(long, want, "encode (long)")
 
 
-def test_fill_mask_matches_generator(fresh, run):
+def test_fill_mask_matches_generator(fresh, random_run):
     results, _ = fresh
     got = section(results, "fill")
     k = 5
@@ -330,7 +271,7 @@ def test_fill_mask_matches_generator(fresh, run):
     assert np.all(probs[used][:, 0] > 0)
     assert np.all(probs[~used] == 0) and np.all(got["top_k_tokens"][~used] == "")
 
-    generator = run[1].generator
+    generator = random_run[1].generator
     ids, mask = got["token_ids"], got["input_mask"]
     seq = generator.encode(tf.constant(ids), tf.constant(mask), tf.zeros_like(ids),
                            training=False)
@@ -344,122 +285,3 @@ def test_fill_mask_matches_generator(fresh, run):
     diff = max_diff(probs[used], np.take_along_axis(want, top_ids, -1)[used])
     print(f"fill_mask top_k_probabilities: max diff {diff:.2e}")
     assert diff <= TOL
-
-
-def test_huggingface_format_loads_with_transformers(run, tmp_path):
-    import transformers  # the test extra installs it
-
-    from electra_tf.export import export_run
-    config, networks, weights = run
-    out = export_run(config.train.run_dir, str(tmp_path / "hf"), fmt="huggingface", step=3)
-    model = transformers.ElectraForPreTraining.from_pretrained(os.path.join(out,
-                                                                            "discriminator"))
-    word = model.electra.embeddings.word_embeddings.weight.detach().numpy()
-    index = [i for i, v in enumerate(networks.trainable_variables)
-             if v is networks.embeddings.word_embeddings][0]
-    np.testing.assert_allclose(word, weights[3][index], atol=1e-7)   # the step asked for
-    assert max_diff(word, weights[7][index]) > 1e-3
-    assert os.path.isfile(os.path.join(out, "generator", "model.safetensors"))
-    with open(os.path.join(out, "discriminator", "vocab.txt"), encoding="utf-8") as f:
-        assert f.read().split() == VOCAB
-
-
-BAD_INPUTS = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-
-    path, out_path = sys.argv[1:3]
-    sigs = tf.saved_model.load(path).signatures
-    ids = np.array([[2, 13, 14, 3]], np.int32)
-    ones, zeros = np.ones_like(ids), np.zeros_like(ids)
-    cases = {
-        "text scalar": lambda: sigs["serving_default"](text=tf.constant("the dog")),
-        "text 2-D": lambda: sigs["serving_default"](text=tf.constant([["the dog", "a cat"]])),
-        "pair scalar": lambda: sigs["serving_pair"](text=tf.constant("a"),
-                                                    text_pair=tf.constant("b")),
-        "pair 2-D": lambda: sigs["serving_pair"](text=tf.constant([["a", "b"]]),
-                                                 text_pair=tf.constant([["c", "d"]])),
-        "fill scalar": lambda: sigs["fill_mask"](text=tf.constant("the [MASK]")),
-        "fill 2-D": lambda: sigs["fill_mask"](text=tf.constant([["the [MASK]", "a"]])),
-        "encode scalar": lambda: sigs["encode"](input_word_ids=tf.constant(2),
-                                                input_mask=tf.constant(1),
-                                                input_type_ids=tf.constant(0)),
-        "encode 1-D": lambda: sigs["encode"](input_word_ids=ids[0], input_mask=ones[0],
-                                             input_type_ids=zeros[0]),
-        "encode 3-D": lambda: sigs["encode"](input_word_ids=ids[None], input_mask=ones[None],
-                                             input_type_ids=zeros[None]),
-        "encode id -1": lambda: sigs["encode"](input_word_ids=ids * [[1, -1, 1, 1]],
-                                               input_mask=ones, input_type_ids=zeros),
-        "encode id >= vocab": lambda: sigs["encode"](input_word_ids=ids + [[0, 1000, 0, 0]],
-                                                     input_mask=ones, input_type_ids=zeros),
-        "encode type id 2": lambda: sigs["encode"](input_word_ids=ids, input_mask=ones,
-                                                   input_type_ids=zeros + 2),
-        "encode mask 2": lambda: sigs["encode"](input_word_ids=ids, input_mask=ones * 2,
-                                                input_type_ids=zeros),
-    }
-    results = {}
-    for name, call in cases.items():
-        try:
-            call()
-            results[name] = ["accepted", ""]
-        except Exception as e:  # noqa: BLE001
-            results[name] = [type(e).__name__, str(e)]
-    # Still serving after the rejected calls:
-    good = sigs["serving_default"](text=tf.constant(["the dog", "a cat"]))
-    results["good"] = [str(good["token_ids"].shape), ""]
-    json.dump(results, open(out_path, "w"))
-""")
-
-SIGNATURE_INPUT = {"text": "serving_default: `text` must be a 1-D string tensor",
-                   "pair": "serving_pair: `text` must be a 1-D string tensor",
-                   "fill": "fill_mask: `text` must be a 1-D string tensor",
-                   "encode": "encode: `input_word_ids` must be a 2-D int32 tensor"}
-
-
-def test_signatures_reject_other_shapes_and_bad_ids(exported, tmp_path):
-    """A scalar or 2-D text, a 1-D or 3-D encode input, out-of-range ids: each signature
-    raises InvalidArgumentError naming itself and the input; none crashes (run in a fresh
-    process: a crash must not take pytest down) or silently truncates."""
-    out_path = str(tmp_path / "bad.json")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", BAD_INPUTS, exported, out_path],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
-    with open(out_path) as f:
-        results = json.load(f)
-    assert results.pop("good")[0] == f"(2, {SEQ})"
-    expected = {name: SIGNATURE_INPUT[name.split()[0]] for name in results
-                if name.split()[1] in ("scalar", "1-D", "2-D", "3-D")}
-    expected.update({
-        "encode id -1": f"input_word_ids must be token ids in [0, {len(VOCAB)})",
-        "encode id >= vocab": f"input_word_ids must be token ids in [0, {len(VOCAB)})",
-        "encode type id 2": "input_type_ids must be segment ids in [0, 2)",
-        "encode mask 2": "input_mask must be 1 for tokens and 0 for padding",
-    })
-    assert set(expected) == set(results)
-    for name, (error, message) in results.items():
-        assert error == "InvalidArgumentError", (name, error, message[:500])
-        assert expected[name] in message, (name, message[:500])
-
-
-def test_saved_model_reexport_replaces_the_earlier_one_in_place(run, exported, tmp_path):
-    import shutil
-
-    from electra_tf.export import export_run
-
-    config, _, _ = run
-    out = str(tmp_path / "saved_model")
-    shutil.copytree(exported, out)
-    with open(os.path.join(out, "README.txt"), "w") as f:
-        f.write("mine")
-    from electra_tf.config import ConfigError
-    with pytest.raises(ConfigError, match=r"files it did not write \(README.txt\)"):
-        export_run(config.train.run_dir, out, step=3)
-    os.remove(os.path.join(out, "README.txt"))
-    assert export_run(config.train.run_dir, out, step=3) == out
-    assert sorted(os.listdir(tmp_path)) == ["saved_model"], "no temporaries left"
-    with open(os.path.join(out, "assets.extra", "electra_tf.json")) as f:
-        assert json.load(f)["checkpoint"].endswith("ckpt-3")
-    tf.saved_model.load(out)
