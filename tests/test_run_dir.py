@@ -1,7 +1,8 @@
 """The run directory's owner: one writer (local flock, object-store lease), leftovers of an
-interrupted save removed, a failed save reported in one line with earlier checkpoints intact,
-SIGTERM during set-up, and run_dir checks."""
+interrupted save removed (the best checkpoint's too), a failed save reported in one line with
+earlier checkpoints intact, SIGTERM during set-up, and run_dir checks."""
 
+import glob
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from electra_tf.config import ConfigError
 from electra_tf.errors import CheckpointError
 from electra_tf.training import preemption
 from electra_tf.training import run_lock as run_lock_module
+from electra_tf.training.checkpoints import BestCheckpoint
 from electra_tf.training.run_dir import check_run_dir, remove_partial_saves, saved_steps
 from electra_tf.training.run_lock import RunLock
 from electra_tf.training.trainer import Trainer
@@ -82,8 +84,35 @@ def test_leftovers_of_an_interrupted_save_are_removed(tmp_path):
     # killed while writing ckpt-7's index: its data file was already moved out of ckpt-7_temp
     (checkpoints / "ckpt-7.data-00000-of-00001").write_bytes(b"x")
     (checkpoints / "ckpt-7.index").write_bytes(b"half")
+    best = checkpoints / "best"  # the best checkpoint's saves can be interrupted too
+    (best / "ckpt-9_temp").mkdir(parents=True)
+    (best / "ckpt-9.data-00000-of-00001").write_bytes(b"x")
+    (best / "ckpt-4.index").write_bytes(b"")
+    (best / "best.json.tmp").write_text("{")
     remove_partial_saves(str(tmp_path))
-    assert sorted(os.listdir(checkpoints)) == ["ckpt-5.index"]
+    assert sorted(os.listdir(checkpoints)) == ["best", "ckpt-5.index"]
+    assert os.listdir(best) == ["ckpt-4.index"]
+
+
+def test_the_checkpoint_best_json_names_survives_a_crash_before_it_is_rewritten(
+        tmp_path, monkeypatch):
+    weights = tf.train.Checkpoint(w=tf.Variable(1.0))
+    best = BestCheckpoint(str(tmp_path), weights, "score", chief=True)
+    assert best.update(3, {"score": 0.5})
+    recorded = best.path
+
+    def killed(*args, **kwargs):  # the process dies between the save and the record
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tf.io.gfile, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        best.update(6, {"score": 0.7})
+    monkeypatch.undo()
+    assert best.path == recorded and tf.io.gfile.exists(recorded + ".index")
+    assert best.update(9, {"score": 0.9}) and best.path.endswith("ckpt-9")
+    saved = glob.glob(str(tmp_path / "checkpoints" / "best" / "*.index"))
+    saved = sorted(os.path.basename(p) for p in saved)
+    assert saved == ["ckpt-6.index", "ckpt-9.index"]  # two kept, no more
 
 
 def test_a_failed_save_is_one_line_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):

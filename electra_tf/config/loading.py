@@ -2,7 +2,8 @@
 
 Unknown keys and wrongly typed values are errors that name the file and the dotted field path.
 Every file is read and written through `tf.io.gfile`, so configs can live on gs:// (TensorFlow
-is imported only when a file is touched).
+is imported only when a file is touched). `build_section`, `coerce` and `merge` build the
+fine-tuning config (`finetune/config.py`) the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from electra_tf.config.schema import MODEL_PRESETS, ConfigError, RunConfig
 log = logging.getLogger(__name__)
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
+def coerce(value: Any, annotation: Any, where: str) -> Any:
     """Checks `value` against a dataclass field annotation; ints are accepted for floats."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -35,7 +36,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(value, option, where)
+                return coerce(value, option, where)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
@@ -43,7 +44,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item,) = typing.get_args(annotation)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if annotation is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
@@ -77,7 +78,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {annotation}")
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def build_section(cls: type, data: Any, where: str) -> Any:
+    """The dataclass `cls` from the mapping `data` (the config section `where`), every field
+    checked against its annotation; unknown fields are a ConfigError naming them."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of fields, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -91,17 +94,18 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for name, value in data.items():
         annotation = hints[name]
         if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
-            kwargs[name] = _build(annotation, value, f"{where}.{name}" if where else name)
+            kwargs[name] = build_section(annotation, value, f"{where}.{name}" if where else name)
         else:
-            kwargs[name] = _coerce(value, annotation, f"{where}.{name}" if where else name)
+            kwargs[name] = coerce(value, annotation, f"{where}.{name}" if where else name)
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `update` laid over it, nested mappings merged key by key (a new dict)."""
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -133,7 +137,7 @@ def parse_override(text: str, sections: dict[str, type] | None = None,
         raise ConfigError(f"--set {text}: {section} has no field {name!r}; known fields are "
                           f"{sorted(hints)}")
     if name in hints:
-        value = _coerce(value, hints[name], f"--set {text}")
+        value = coerce(value, hints[name], f"--set {text}")
     return {section: {name: value}}
 
 
@@ -155,7 +159,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         model = {**MODEL_PRESETS[preset], **model}
     data["model"] = model
     try:
-        return _build(RunConfig, data, "").validate()
+        return build_section(RunConfig, data, "").validate()
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 
@@ -245,7 +249,7 @@ def load_config(path: str | os.PathLike | None = None,
         data = read_config_file(source, empty="write at least the model and train sections, "
                                 "e.g. `model: {preset: small}` and `train: {steps: 1000}`")
     for text in overrides:
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     config = config_from_dict(data, source)
     if path is not None:
         _warn_about_defaults(data, config, source)

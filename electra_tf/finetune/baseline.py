@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from electra_tf.config.loading import _merge
+from electra_tf.config.loading import merge
 from electra_tf.finetune.config import FinetuneSpec
 from electra_tf.finetune.setup import TOKENIZER_FIELDS, has_split
 from electra_tf.finetune.task import FinetuneTask
@@ -30,7 +30,7 @@ def random_init_spec(spec: FinetuneSpec, task: FinetuneTask) -> FinetuneSpec:
     tokenizer = {k: getattr(config.task, k) for k in TOKENIZER_FIELDS}
     changes = {"task": {**tokenizer, "init": "none"}, "model": dataclasses.asdict(config.model),
                "train": {"run_dir": config.train.run_dir.rstrip("/") + RANDOM_SUFFIX}}
-    return FinetuneSpec(_merge(spec.data, changes), f"{spec.source} (random init)")
+    return FinetuneSpec(merge(spec.data, changes), f"{spec.source} (random init)")
 
 
 def compare(runs: dict[str, str]) -> list[tuple[str, str, dict[str, float]]]:

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from electra_tf.config import MODEL_PRESETS, ConfigError, ModelConfig, TrainConfig, loading
-from electra_tf.config.loading import _build, _coerce, _merge
+from electra_tf.config.loading import build_section, coerce, merge
 from electra_tf.finetune.data_config import FinetuneDataConfig
 
 KINDS = ("classification", "regression", "tagging")
@@ -173,7 +173,7 @@ class FinetuneSpec:
 def load_spec(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneSpec:
     data = read_yaml(path) if path is not None else {}
     for text in overrides:
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     for section, value in data.items():
         if section not in _SECTIONS:
             raise ConfigError(f"{path}: unknown section {section!r}; the sections are "
@@ -203,13 +203,13 @@ def _derive_train(train: dict[str, Any], model: ModelConfig, epochs: float,
                   num_train_examples: int | None, source: str) -> dict[str, Any]:
     out = {**TRAIN_DEFAULTS, **train}
     out.setdefault("learning_rate", LEARNING_RATES[size_class(model)])
-    batch = _coerce(out["batch_size"], int, "train.batch_size")
+    batch = coerce(out["batch_size"], int, "train.batch_size")
     if "steps" not in out:
         if num_train_examples is None:
             raise ConfigError(f"{source}: train.steps is not set and the number of training "
                               "examples is unknown")
         out["steps"] = max(1, math.ceil(num_train_examples * epochs / max(batch, 1)))
-    steps = _coerce(out["steps"], int, "train.steps")
+    steps = coerce(out["steps"], int, "train.steps")
     if num_train_examples is not None:
         per_epoch = max(1, math.ceil(num_train_examples / max(batch, 1)))
     else:
@@ -242,8 +242,8 @@ def resolve_config(spec: FinetuneSpec, *, model: ModelConfig | None,
     draft), `num_train_examples` the training split's size (used when train.steps is unset).
     """
     try:
-        model_config = _build(ModelConfig, _model_section(spec, model), "model")
-        task = _build(TaskConfig, spec.section("task"), "task")
+        model_config = build_section(ModelConfig, _model_section(spec, model), "model")
+        task = build_section(TaskConfig, spec.section("task"), "task")
         task.validate()
         model_config.validate()
         epochs = task.epochs
@@ -266,8 +266,8 @@ def resolve_config(spec: FinetuneSpec, *, model: ModelConfig | None,
         task, train = _sync_init(task, train)
         config = FinetuneConfig(
             model=model_config, task=task,
-            data=_build(FinetuneDataConfig, spec.section("data"), "data").resolve(task.kind),
-            train=_build(TrainConfig, train, "train"))
+            data=build_section(FinetuneDataConfig, spec.section("data"), "data").resolve(task.kind),
+            train=build_section(TrainConfig, train, "train"))
         return config.validate()
     except ConfigError as e:
         raise ConfigError(f"{spec.source}: {e}") from None

@@ -19,11 +19,11 @@ from electra_tf.interop.huggingface import (
     DISCRIMINATOR,
     SPECIAL_TOKENS,
     WEIGHTS,
-    _hf_config,
-    _read_safetensors,
-    _read_vocab,
-    _safetensors_numpy,
-    _write_json,
+    hf_config,
+    read_safetensors,
+    read_vocab,
+    safetensors_numpy,
+    write_json,
 )
 from electra_tf.models.assign import CheckpointMismatchError
 from electra_tf.models.names import tf1_to_hf
@@ -39,7 +39,7 @@ PROBLEM_TYPES = {"classification": "single_label_classification", "regression": 
 def hf_task_config(model, model_config: ModelConfig, kind: str, label_names: list[str],
                    pad_token_id: int = 0) -> dict:
     """config.json of the HF model matching `model` (a FinetuneModel)."""
-    config = _hf_config(model, model_config, DISCRIMINATOR, pad_token_id)
+    config = hf_config(model, model_config, DISCRIMINATOR, pad_token_id)
     names = list(label_names) if kind != "regression" else ["score"]
     config.update(architectures=[ARCHITECTURES[kind]],
                   id2label={str(i): name for i, name in enumerate(names)},
@@ -54,7 +54,7 @@ def export_hf_task_model(model, model_config: ModelConfig, kind: str, label_name
                          out_dir: str, vocab_path: str | None, *, lower_case: bool = True,
                          strip_accents: bool | None = None) -> str:
     """Writes `out_dir` as an HF ElectraFor{Sequence,Token}Classification directory."""
-    tokens = _read_vocab(vocab_path, model.embeddings.vocab_size) if vocab_path else None
+    tokens = read_vocab(vocab_path, model.embeddings.vocab_size) if vocab_path else None
     if tokens is None:
         log.warning("No WordPiece vocab given: the HF export has no tokenizer files")
     pad_token_id = tokens.index(SPECIAL_TOKENS["pad_token"]) if tokens else 0
@@ -66,17 +66,17 @@ def export_hf_task_model(model, model_config: ModelConfig, kind: str, label_name
         array = np.asarray(variable.numpy(), dtype=np.float32)
         tensors[hf_name] = np.ascontiguousarray(array.T if transpose else array)
     files.write_bytes(files.join(directory, WEIGHTS),
-                      _safetensors_numpy().save(tensors, metadata={"format": "pt"}))
-    _write_json(files.join(directory, "config.json"),
+                      safetensors_numpy().save(tensors, metadata={"format": "pt"}))
+    write_json(files.join(directory, "config.json"),
                 hf_task_config(model, model_config, kind, label_names, pad_token_id))
     if tokens is not None:
         assert vocab_path is not None  # tokens were read from it
         files.copy(vocab_path, files.join(directory, "vocab.txt"))
-        _write_json(files.join(directory, "tokenizer_config.json"), {
+        write_json(files.join(directory, "tokenizer_config.json"), {
             "tokenizer_class": "ElectraTokenizer", "do_lower_case": lower_case,
             "strip_accents": strip_accents, "tokenize_chinese_chars": True,
             "model_max_length": model.embeddings.max_positions, **SPECIAL_TOKENS})
-        _write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
+        write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
     log.info("Wrote HF %s (%d tensors) to %s", ARCHITECTURES[kind], len(tensors), directory)
     return directory
 
@@ -84,7 +84,7 @@ def export_hf_task_model(model, model_config: ModelConfig, kind: str, label_name
 def load_hf_task_model(model, hf_dir: str) -> None:
     """Assigns every variable of `model` (encoder and head) from an HF classification
     directory; any missing or misshaped tensor raises CheckpointMismatchError (nothing set)."""
-    weights = _read_safetensors(files.join(hf_dir, WEIGHTS))
+    weights = read_safetensors(files.join(hf_dir, WEIGHTS))
     values, problems = {}, []
     for name, variable in model.model_variables().items():
         hf_name, transpose = tf1_to_hf(name)

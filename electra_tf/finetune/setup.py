@@ -20,7 +20,7 @@ import os
 import tensorflow as tf
 
 from electra_tf.config import ConfigError, DataConfig
-from electra_tf.config.loading import _merge
+from electra_tf.config.loading import merge
 from electra_tf.finetune.config import FinetuneConfig, FinetuneSpec, resolve_config
 from electra_tf.finetune.init import (
     _known_run_dir,
@@ -120,13 +120,13 @@ def prepare_task(spec: FinetuneSpec) -> FinetuneTask:
     draft = spec.draft()
     settings = tokenizer_settings(spec)
     tokenizer = load_task_tokenizer(settings)
-    spec = FinetuneSpec(_merge(spec.data, {"task": settings}), spec.source)
+    spec = FinetuneSpec(merge(spec.data, {"task": settings}), spec.source)
     model = None
     if spec.init != "none":
         model = init_model_config(spec.init, draft.model)
     elif tokenizer.vocab_size != draft.model.vocab_size:
         log.info("model.vocab_size: %d, the size of the vocabulary", tokenizer.vocab_size)
-        spec = FinetuneSpec(_merge(spec.data, {"model": {"vocab_size": tokenizer.vocab_size}}),
+        spec = FinetuneSpec(merge(spec.data, {"model": {"vocab_size": tokenizer.vocab_size}}),
                             spec.source)
     kind = draft.task.kind
     train_examples = read_examples(draft.data, "train", kind)

@@ -39,7 +39,8 @@ SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 
 
-def _safetensors_numpy():
+def safetensors_numpy():
+    """`safetensors.numpy`, or an ImportError saying what to install."""
     try:
         import safetensors.numpy
     except ImportError:
@@ -53,7 +54,8 @@ def _safetensors_numpy():
 # ----------------------------------------------------------------------------------------------
 
 
-def _hf_config(network, model_config: ModelConfig, role: str, pad_token_id: int) -> dict:
+def hf_config(network, model_config: ModelConfig, role: str, pad_token_id: int) -> dict:
+    """The config.json of an HF ELECTRA model directory holding `network` as `role`."""
     embeddings, encoder = network.embeddings, network.encoder
     first = encoder.layers[0]
     return {
@@ -78,7 +80,9 @@ def _hf_config(network, model_config: ModelConfig, role: str, pad_token_id: int)
     }
 
 
-def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
+def read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
+    """The vocabulary's tokens; a ConfigError if it does not fit the model or lacks a special
+    token HF's tokenizer needs."""
     tokens = files.read_text(vocab_path).splitlines()
     if len(tokens) != vocab_size:
         raise ConfigError(f"{vocab_path} has {len(tokens)} tokens but the model's vocabulary "
@@ -90,7 +94,8 @@ def _read_vocab(vocab_path: str, vocab_size: int) -> list[str]:
     return tokens
 
 
-def _write_json(path: str, data: dict) -> None:
+def write_json(path: str, data: dict) -> None:
+    """`data` as sorted, indented JSON at `path` (local or remote)."""
     files.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -104,10 +109,10 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
     `vocab_path` None (e.g. a SentencePiece run) no tokenizer files are written.
     Returns {role: directory}.
     """
-    save = _safetensors_numpy().save
+    save = safetensors_numpy().save
     tokens = None
     if vocab_path is not None:
-        tokens = _read_vocab(vocab_path, networks.embeddings.vocab_size)
+        tokens = read_vocab(vocab_path, networks.embeddings.vocab_size)
     else:
         logger.warning("No WordPiece vocab given: the HF export has no tokenizer files")
     pad_token_id = tokens.index(SPECIAL_TOKENS["pad_token"]) if tokens else 0
@@ -122,16 +127,16 @@ def export_huggingface(networks, model_config: ModelConfig, out_dir: str, vocab_
             array = np.asarray(variable.numpy(), dtype=np.float32)
             tensors[hf_name] = np.ascontiguousarray(array.T if transpose else array)
         files.write_bytes(files.join(directory, WEIGHTS), save(tensors, metadata={"format": "pt"}))
-        _write_json(files.join(directory, "config.json"),
-                    _hf_config(nets[role], model_config, role, pad_token_id))
+        write_json(files.join(directory, "config.json"),
+                    hf_config(nets[role], model_config, role, pad_token_id))
         if tokens is not None:
             assert vocab_path is not None  # tokens were read from it
             files.copy(vocab_path, files.join(directory, "vocab.txt"))
-            _write_json(files.join(directory, "tokenizer_config.json"), {
+            write_json(files.join(directory, "tokenizer_config.json"), {
                 "tokenizer_class": "ElectraTokenizer", "do_lower_case": lower_case,
                 "strip_accents": strip_accents, "tokenize_chinese_chars": True,
                 "model_max_length": networks.embeddings.max_positions, **SPECIAL_TOKENS})
-            _write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
+            write_json(files.join(directory, "special_tokens_map.json"), dict(SPECIAL_TOKENS))
         written[role] = directory
         logger.info("Wrote HF %s (%d tensors) to %s", HF_ARCHITECTURES[role], len(tensors),
                     directory)
@@ -169,12 +174,12 @@ def _read_config(directory: str) -> dict:
     return config
 
 
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
     """The arrays in `path`; a damaged or truncated file is a CheckpointMismatchError."""
     import safetensors
 
     try:
-        return _safetensors_numpy().load(files.read_bytes(path))
+        return safetensors_numpy().load(files.read_bytes(path))
     except (safetensors.SafetensorError, ValueError) as e:
         raise CheckpointMismatchError(
             f"{path} is not a readable safetensors file ({' '.join(str(e).split())}): it is "
@@ -184,12 +189,12 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
 
 def _read_weights(directory: str) -> dict[str, np.ndarray]:
     if files.is_file(files.join(directory, WEIGHTS)):
-        return _read_safetensors(files.join(directory, WEIGHTS))
+        return read_safetensors(files.join(directory, WEIGHTS))
     if files.is_file(files.join(directory, WEIGHTS_INDEX)):
         index = json.loads(files.read_text(files.join(directory, WEIGHTS_INDEX)))
         out = {}
         for shard in sorted(set(index["weight_map"].values())):
-            out.update(_read_safetensors(files.join(directory, shard)))
+            out.update(read_safetensors(files.join(directory, shard)))
         return out
     found = ", ".join(name for name in OTHER_WEIGHTS
                       if files.is_file(files.join(directory, name)))

@@ -187,7 +187,10 @@ class RunCheckpoints:
 
 class BestCheckpoint:
     """The checkpoint of a run's best evaluation by `metric` (higher is better), in
-    RUN_DIR/checkpoints/best with its figures in best.json (kept across resumes)."""
+    RUN_DIR/checkpoints/best with its figures in best.json (kept across resumes).
+
+    best.json is replaced only after the new checkpoint is whole, and the manager keeps the two
+    newest, so the checkpoint best.json names exists whenever the run is stopped."""
 
     def __init__(self, run_dir: str, weights: tf.train.Checkpoint, metric: str, chief: bool):
         self.metric = metric
@@ -195,7 +198,7 @@ class BestCheckpoint:
         self.directory = os.path.join(run_dir, CHECKPOINT_DIR, BEST_DIR)
         self.record = os.path.join(self.directory, "best.json")
         self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=weights),
-                                                  self.directory, max_to_keep=1)
+                                                  self.directory, max_to_keep=2)
 
     def _saved(self) -> dict:
         if not tf.io.gfile.exists(self.record):

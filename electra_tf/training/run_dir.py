@@ -149,12 +149,17 @@ def saved_steps(run_dir: str) -> list[int]:
 
 
 def remove_partial_saves(run_dir: str) -> None:
-    """Deletes what an interrupted save left behind. TensorFlow writes checkpoint N's files into
-    `ckpt-N_temp/`, moves the data files to `ckpt-N.data-*`, writes `ckpt-N.index`, and removes
-    the directory last: while `ckpt-N_temp/` exists, no `ckpt-N.*` file is a whole checkpoint."""
+    """Deletes what an interrupted save left behind, in the run's checkpoints and its best
+    checkpoint. TensorFlow writes checkpoint N's files into `ckpt-N_temp/`, moves the data
+    files to `ckpt-N.data-*`, writes `ckpt-N.index`, and removes the directory last: while
+    `ckpt-N_temp/` exists, no `ckpt-N.*` file is a whole checkpoint."""
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
-    if not tf.io.gfile.isdir(directory):
-        return
+    for where in (directory, os.path.join(directory, BEST_DIR)):
+        if tf.io.gfile.isdir(where):
+            _remove_partial_saves_in(where)
+
+
+def _remove_partial_saves_in(directory: str) -> None:
     names = [name.rstrip("/") for name in tf.io.gfile.listdir(directory)]
     unfinished = {name[:-len("_temp")] for name in names if name.endswith("_temp")}
     for name in names:
