@@ -6,7 +6,6 @@ import os
 
 import pytest
 import tensorflow as tf
-from export_run import make_run_dir
 
 from electra_tf.config import ConfigError
 from electra_tf.export import export_run
@@ -16,10 +15,9 @@ WEIGHTS = os.path.join("discriminator", "model.safetensors")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("atomic") / "run")
-    make_run_dir(path)
-    return path
+def run_dir(random_run):
+    """The shared random run (conftest); these tests only read it."""
+    return random_run[0].train.run_dir
 
 
 def read(path):
