@@ -6,10 +6,12 @@ import dataclasses
 import json
 
 import pytest
+import tensorflow as tf
 import yaml
 
 from electra_tf.cli import main
 from electra_tf.data.tokenization import SPECIAL_TOKENS
+from electra_tf.finetune.inference import load_finetuned
 from electra_tf.finetune.synthetic import SYNTHETIC_WORDS, write_synthetic_task
 
 # Narrow and shallow: learns both tasks in a few hundred steps on a CPU.
@@ -65,6 +67,19 @@ def test_test_split_predictions_are_written(trained):
     assert all(key in r for r in records)
 
 
+def test_an_unlabelled_split_gets_predictions_and_no_score(trained, monkeypatch):
+    """GLUE's test splits have no labels: `finetune` still writes their predictions."""
+    kind, root = trained
+    run = load_finetuned(str(root / "run"))
+    metrics, records = run.evaluate_and_predict("test")
+    key = "tags" if kind == "tagging" else "label"
+    blank = run.task.examples("test").map(lambda e: {**e, key: tf.fill(tf.shape(e[key]), "")})
+    monkeypatch.setattr(run.task, "examples", lambda split: blank)
+    no_metrics, unlabelled = run.evaluate_and_predict("test")
+    assert metrics["loss"] > 0 and no_metrics == {}
+    assert unlabelled == records and len(records) == 100
+
+
 def test_predict_jsonl(trained, tmp_path):
     kind, root = trained
     source = tmp_path / "in.jsonl"
@@ -118,6 +133,12 @@ def test_compare_random_runs_the_control_and_prints_both_scores(trained, tmp_pat
     # The init's encoder already solves the task (a new head learns it in 20 steps); 20 steps
     # from random init do not.
     assert scores["pretrained"][0] >= scores["random"][0] + 20, out
+    # Each row is that run's best checkpoint as `evaluate` scores it, split by split.
+    for name, run in (("pretrained", "run"), ("random", "run_random_init")):
+        for column, split in enumerate(("validation", "test")):
+            assert main(["evaluate", "--run-dir", str(tmp_path / run), "--split", split]) == 0
+            values = json.loads((tmp_path / run / f"eval_{split}.json").read_text())
+            assert scores[name][column] == pytest.approx(100 * values[metric], abs=0.051), name
     control = yaml.safe_load((tmp_path / "run_random_init" / "config.yaml").read_text())
     saved = yaml.safe_load((root / "run" / "config.yaml").read_text())
     assert control["task"]["init"] == "none"

@@ -101,5 +101,7 @@ def test_out_of_range_class_ids_read_as_unlabeled():
     with tfds.testing.mock_data(as_dataset_fn=as_dataset,
                                 policy=tfds.testing.MockPolicy.USE_CODE):
         examples = read_examples(_tfds("glue/sst2"), "test", "classification")
+        labels = LabelSet(("negative", "positive"))
         with pytest.raises(DataError, match="test split: an example has no label"):
-            LabelSet(("negative", "positive")).check_split(examples, "test")
+            labels.check_split(examples, "test")
+        assert labels.check_split(examples, "test", allow_unlabeled=True) is False

@@ -48,7 +48,7 @@ def test_save_load_and_check_matches(tmp_path):
 
 def test_unseen_label_at_evaluation_names_label_and_split():
     labels = LabelSet(("neg", "pos"))
-    labels.check_split(_classification(["pos", "neg"]), "validation")
+    assert labels.check_split(_classification(["pos", "neg"]), "validation") is True
     with pytest.raises(DataError, match=r"validation split has the label\(s\) \['meh'\]"):
         labels.check_split(_classification(["pos", "meh"]), "validation")
     with pytest.raises(DataError, match="test split: an example has no label"):

@@ -4,8 +4,8 @@
 
 `random_init_spec` turns a prepared fine-tuning task into its control: the same config, recipe
 and seed, with `task.init: none`, the pretrained encoder's sizes and tokenizer written out in
-full, and its own run directory (`RUN_DIR` + `RANDOM_SUFFIX`). `compare` evaluates the best
-checkpoint of both runs on every configured split, for the CLI to print side by side.
+full, and its own run directory (`RUN_DIR` + `RANDOM_SUFFIX`). The CLI (`commands.py`) trains
+both and prints their best checkpoints' scores side by side.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import dataclasses
 
 from electra_tf.config.loading import merge
 from electra_tf.finetune.config import FinetuneSpec
-from electra_tf.finetune.setup import TOKENIZER_FIELDS, has_split
+from electra_tf.finetune.setup import TOKENIZER_FIELDS
 from electra_tf.finetune.task import FinetuneTask
 
-__all__ = ["RANDOM_SUFFIX", "random_init_spec", "compare"]
+__all__ = ["RANDOM_SUFFIX", "random_init_spec"]
 
 RANDOM_SUFFIX = "_random_init"
 
@@ -32,16 +32,3 @@ def random_init_spec(spec: FinetuneSpec, task: FinetuneTask) -> FinetuneSpec:
                "train": {"run_dir": config.train.run_dir.rstrip("/") + RANDOM_SUFFIX}}
     return FinetuneSpec(merge(spec.data, changes), f"{spec.source} (random init)")
 
-
-def compare(runs: dict[str, str]) -> list[tuple[str, str, dict[str, float]]]:
-    """[(name, split, metrics)] of the best checkpoint of each {name: run_dir}, on each split
-    the runs have (validation, test)."""
-    from electra_tf.finetune.inference import load_finetuned
-
-    rows = []
-    for name, run_dir in runs.items():
-        run = load_finetuned(run_dir, "best")
-        for split in ("validation", "test"):
-            if has_split(run.config, split):
-                rows.append((name, split, run.evaluate(split)))
-    return rows

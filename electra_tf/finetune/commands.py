@@ -39,20 +39,23 @@ def finetune(args) -> int:
                           "initialisation (task.init: none); set task.init to a pretrained "
                           "encoder")
     task = prepare_task(spec)
-    status = _train(task)
+    status, scores = _train(task)
     if status != "completed" or not compare_random:
         return EXIT_PREEMPTED if status == "preempted" else 0
     print("\nThe same fine-tuning from a random initialisation (task.init: none), to compare:")
     control = prepare_task(random_init_spec(spec, task))
-    status = _train(control)
+    status, control_scores = _train(control)
     if status != "completed":
         return EXIT_PREEMPTED if status == "preempted" else 0
-    _print_comparison(task, control)
+    _print_comparison(task, {f"pretrained ({task.config.task.init})": scores,
+                             "random init": control_scores})
     return 0
 
 
-def _train(task) -> str:
-    """Trains `task`, prints where its run is and its scores; returns the run's status."""
+def _train(task) -> tuple[str, dict[str, dict[str, float]]]:
+    """Trains `task` and prints where its run is and its scores. Returns the run's status and
+    the metrics of its best checkpoint (else the last) by split: validation as evaluated in
+    training, test from the pass that writes RUN_DIR/predictions_test.jsonl."""
     from electra_tf.finetune.setup import has_split
     from electra_tf.training.trainer import Trainer
 
@@ -63,36 +66,37 @@ def _train(task) -> str:
           f"  TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'tensorboard')}")
     if result.eval_metrics:
         print(f"  validation: {_rounded(result.eval_metrics)}")
+    scores = {"validation": result.best_metrics or result.eval_metrics}
     if result.status == "completed" and has_split(task.config, "test"):
-        path = write_split_predictions(run_dir, "test")
+        path, scores["test"] = write_split_predictions(run_dir, "test")
         print(f"  test predictions: {path}")
-    return result.status
+    return result.status, {split: m for split, m in scores.items() if m}
 
 
-def _print_comparison(task, control) -> None:
-    from electra_tf.finetune.baseline import compare
-
+def _print_comparison(task, runs: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Prints the main metric of each {name: {split: metrics}} side by side."""
     metric = task.config.task.main_metric
-    pretrained = f"pretrained ({task.config.task.init})"
-    rows = compare({pretrained: task.config.train.run_dir,
-                    "random init": control.config.train.run_dir})
-    splits = list(dict.fromkeys(split for _, split, _ in rows))
-    width = max(len(name) for name, _, _ in rows)
+    splits = list(dict.fromkeys(split for scores in runs.values() for split in scores))
+    width = max(len(name) for name in runs)
     print(f"\nFine-tuned on {task.config.data.source} (scores x 100; the checkpoint with the best "
           f"validation {metric}):")
     print(f"  {'encoder':<{width}}  " + "  ".join(f"{s + ' ' + metric:>20}" for s in splits))
-    for name in dict.fromkeys(name for name, _, _ in rows):
-        values = {split: m[metric] for n, split, m in rows if n == name}
-        print(f"  {name:<{width}}  " + "  ".join(f"{100 * values[s]:>20.1f}" for s in splits))
+    for name, scores in runs.items():
+        cells = [f"{100 * scores[s][metric]:>20.1f}" if s in scores else f"{'-':>20}"
+                 for s in splits]
+        print(f"  {name:<{width}}  " + "  ".join(cells))
 
 
-def write_split_predictions(run_dir: str, split: str, which: str = "best") -> str:
-    """Predictions for every example of a configured split, as RUN_DIR/predictions_SPLIT.jsonl."""
+def write_split_predictions(run_dir: str, split: str,
+                            which: str = "best") -> tuple[str, dict[str, float]]:
+    """Predictions for every example of a labelled split, as RUN_DIR/predictions_SPLIT.jsonl,
+    and the metrics on it (from the same pass); returns (path, metrics)."""
     from electra_tf.finetune.inference import load_finetuned, write_jsonl
 
     run = load_finetuned(run_dir, which)
-    records = run.predict_examples(run.task.examples(split))
-    return write_jsonl(records, os.path.join(run_dir, PREDICTIONS_FILE.format(split=split)))
+    metrics, records = run.evaluate_and_predict(split)
+    path = os.path.join(run_dir, PREDICTIONS_FILE.format(split=split))
+    return write_jsonl(records, path), metrics
 
 
 def evaluate(args) -> int:

@@ -100,6 +100,19 @@ class FinetunedRun:
             sums, outputs = self.gather(self.features(examples))
         return self.task.metrics(sums, outputs)
 
+    def evaluate_and_predict(self, split: str) -> tuple[dict[str, float], list[dict]]:
+        """One pass over `split`: its metrics ({} if it is unlabelled, as GLUE's test splits
+        are) and one prediction record per example."""
+        from electra_tf.finetune.sources import data_errors
+
+        examples = self.task.examples(split)
+        labels = self.task.labels
+        labelled = labels is None or labels.check_split(examples, split, allow_unlabeled=True)
+        with data_errors():
+            sums, outputs = self.gather(self.features(examples, labeled=labelled))
+        metrics = self.task.metrics(sums, outputs) if labelled else {}
+        return metrics, prediction_records(self.task.kind, outputs, labels)
+
     def predict_examples(self, examples: tf.data.Dataset) -> list[dict]:
         """One record per real example, in example_id order."""
         from electra_tf.finetune.sources import data_errors

@@ -154,16 +154,22 @@ class LabelSet:
                               f"one saved in {where} {list(self.names)[:10]} ({detail}); use "
                               "the data the run was trained on, or start a new run directory")
 
-    def check_split(self, examples: tf.data.Dataset, split: str) -> None:
-        """DataError if the raw examples of `split` hold a label this set does not know."""
+    def check_split(self, examples: tf.data.Dataset, split: str,
+                    allow_unlabeled: bool = False) -> bool:
+        """Whether the raw examples of `split` are labelled (False only if `allow_unlabeled`:
+        else an unlabelled example is a DataError), checking that they hold no label this set
+        does not know."""
         found = _collect(examples, self.kind)
         if "" in found:
+            if allow_unlabeled:
+                return False
             raise DataError(f"the {split} split: {_UNLABELED}")
         unknown = sorted(set(found) - set(self.names))
         if unknown:
             raise DataError(f"the {split} split has the label(s) {unknown[:5]} that the "
                             f"training split never had (known: {list(self.names)[:10]}); "
                             "fix the data or retrain with these labels in the training split")
+        return True
 
     def lookup_table(self) -> tf.lookup.StaticHashTable:
         """Name -> id (int32); unknown names -> -1."""

@@ -210,6 +210,11 @@ class BestCheckpoint:
     def path(self) -> str | None:
         return self._saved().get("checkpoint")
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The evaluation metrics of the best checkpoint ({} before the first evaluation)."""
+        return self._saved().get("metrics", {})
+
     def update(self, step: int, values: dict[str, float]) -> bool:
         """Saves the weights if `values[metric]` beats the best so far; returns whether."""
         value = values.get(self.metric)

@@ -57,6 +57,7 @@ class TrainResult:
     checkpoint: str | None = None
     weights_digest: str = ""
     best_checkpoint: str | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)  # best_checkpoint's eval
 
 
 def _checkpointable(iterator) -> bool:
@@ -259,10 +260,8 @@ class Trainer:
                             "nothing to train (raise train.steps to continue it)",
                             train.run_dir, step, train.steps)
             self._release()
-            return TrainResult(step, "completed" if step >= train.steps else "stopped",
-                               checkpoint=self.checkpoints.latest,
-                               weights_digest=weights_digest(self.model),
-                               best_checkpoint=self.best.path if self.best else None)
+            return self._result(step, "completed" if step >= train.steps else "stopped",
+                                {}, {}, self.checkpoints.latest)
         if self._lock is not None and self._lock.released:
             self._lock.acquire()
         profiler = Profiler(os.path.join(self.summaries.logdir, "train"), train.profile_steps)
@@ -281,10 +280,16 @@ class Trainer:
             self._release()
         if status == "preempted":
             preemption.reset()
-        digest = weights_digest(self.model)
-        log.info("%s at step %d; checkpoint %s; weights digest %s", status, step, path, digest)
-        return TrainResult(step, status, last_metrics, eval_metrics, path, digest,
-                           self.best.path if self.best else None)
+        result = self._result(step, status, last_metrics, eval_metrics, path)
+        log.info("%s at step %d; checkpoint %s; weights digest %s", status, step, path,
+                 result.weights_digest)
+        return result
+
+    def _result(self, step, status, last_metrics, eval_metrics, path) -> TrainResult:
+        best = self.best
+        return TrainResult(step, status, last_metrics, eval_metrics, path,
+                           weights_digest(self.model), best.path if best else None,
+                           best.metrics if best else {})
 
     def _loop(self, step: int, total: int, profiler: Profiler, progress: Progress):
         """Runs chunks of steps to `total`; returns (step, status, train and eval metrics)."""
