@@ -113,6 +113,24 @@ def _patch_token_shift(L) -> None:
         return x
 
     L.Encoder.build, L.Encoder.call = build_with_shift, call_with_shift
+    _name_shift_kernels()
+
+
+def _name_shift_kernels() -> None:
+    """Gives the shift kernels stable names, so checkpoints save them and exports, demos and
+    fine-tuning restore them (without this they would start those at a fresh random init)."""
+    from electra_tf.finetune import model as finetune_model
+    from electra_tf.models import names
+
+    named = names.encoder_variables
+
+    def with_shift(scope, encoder):
+        out = named(scope, encoder)
+        for part in ("shift_prev", "shift_next"):
+            out[f"{scope}/embeddings_project/{part}/kernel"] = getattr(encoder, part).kernel
+        return out
+
+    names.encoder_variables = finetune_model.encoder_variables = with_shift
 
 
 def _patch_preln(L) -> None:
