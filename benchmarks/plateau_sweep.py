@@ -184,6 +184,12 @@ def run_full(args, spec: str) -> None:
     print(f"pretrain exit {code} wall {time.time() - start:.0f} s", flush=True)
     if code == 0 and args.demo:
         cli.main(["export", "--run-dir", run_dir, "--out", run_dir + "/export", "--demo"])
+    if code == 0 and args.finetune:   # both encoders built with the same patches
+        cli.main(["finetune", "--config", os.path.join(REPO, "configs", "finetune",
+                                                       "quickstart.yaml"),
+                  "--set", f"task.init={run_dir}", "--set", f"train.run_dir={run_dir}-finetune",
+                  "--set", "model.dropout=0.1", "--set", "model.attention_dropout=0.1",
+                  "--compare-random"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +212,8 @@ def launch(args) -> None:
             cmd = ["nice", "-n", "10", sys.executable, os.path.abspath(__file__), "worker",
                    args.kind, name, spec, "--steps", str(args.steps), "--out", args.out,
                    "--eval-every", str(args.eval_every), "--seed", str(args.seed),
-                   "--work-dir", args.work_dir] + (["--demo"] if args.demo else [])
+                   "--work-dir", args.work_dir] + (["--demo"] if args.demo else []) \
+                + (["--finetune"] if args.finetune else [])
             running.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
             print(f"started {name} (pid {running[-1].pid})", flush=True)
         time.sleep(5)
@@ -265,6 +272,8 @@ def main() -> None:
         p.add_argument("--eval-every", type=int, default=100)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--demo", action="store_true", help="full: export and run the demo")
+        p.add_argument("--finetune", action="store_true",
+                       help="full: the quickstart fine-tuning against random init (dropout 0.1)")
         p.add_argument("--work-dir", default="/tmp/electra_tf_rtd_context")
         if p is not w:
             p.add_argument("--out", required=True)
