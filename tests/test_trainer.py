@@ -274,3 +274,14 @@ def test_profiler_traces_the_configured_steps(tmp_path, examples):
     traces = glob.glob(str(tmp_path / "tensorboard" / "train" / "plugins" / "profile" / "*"
                            / "*.xplane.pb"))
     assert traces, "no profiler trace was written"
+
+
+def test_input_pipelines_run_without_the_autotuning_thread_unless_asked(tmp_path, examples):
+    # With tf.data's autotuning on, dropping a trained run's iterator waited 22-42 s for the
+    # tuning thread (docs/performance.md, "Input autotuning").
+    trainer = make_trainer(make_config(tmp_path / "off", steps=5), examples)
+    for split in ("train", "eval"):
+        assert trainer.input_dataset(split).options().autotune.enabled is False
+    assert trainer.train().step == 5
+    on = make_trainer(make_config(tmp_path / "on", steps=5, input_autotune=True), examples)
+    assert on.input_dataset("train").options().autotune.enabled is True

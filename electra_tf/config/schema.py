@@ -292,6 +292,9 @@ class TrainConfig:
     clip_norm: float = 1.0
     steps_per_execution: int = 1
     jit_compile: bool = False
+    # tf.data's autotuning thread for the input pipelines; off, because dropping an iterator
+    # then waits up to a minute for it (docs/performance.md, "Input autotuning")
+    input_autotune: bool = False
     grad_accum_steps: int = 1
     checkpoint_every: int = 1000
     keep_checkpoints: int = 5

@@ -182,11 +182,9 @@ class Trainer:
             log.info("initialised weights from %s (optimizer state starts fresh)", restored)
 
     def _make_train_iterator(self):
-        make = self._train_dataset_fn
-        assert make is not None  # checked in _open_data
-
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            dataset = make(context)
+            dataset = self.input_dataset("train", context)
+            assert dataset is not None  # checked in _open_data
             if self._skip_steps:  # each step takes one batch per replica of this pipeline
                 per_step = context.num_replicas_in_sync // context.num_input_pipelines
                 dataset = dataset.skip(self._skip_steps * per_step)
@@ -194,11 +192,29 @@ class Trainer:
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
+    def _with_input_options(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """The trainer's tf.data options on a task's dataset. Without autotuning there is no
+        tuning thread, whose wait made dropping an iterator take up to a minute; parallel maps
+        then use every core and prefetch buffers still grow on demand."""
+        options = tf.data.Options()
+        options.autotune.enabled = self.task.train_config.input_autotune
+        return dataset.with_options(options)
+
+    def input_dataset(self, split: str, context: tf.distribute.InputContext | None = None
+                      ) -> tf.data.Dataset | None:
+        """One input pipeline's dataset of `split` ("train" or "eval") as the trainer reads it
+        (without the skip of a resumed stream), or None when the task has no such data."""
+        make = self._train_dataset_fn if split == "train" else self._eval_dataset_fn
+        if make is None:
+            return None
+        return self._with_input_options(make(context or tf.distribute.InputContext()))
+
     def _eval_batches(self, limit: int | None):
         """The first `limit` held-out batches (all with None): the same ones every time."""
         if self._eval_dataset_fn is None:
             return iter(())
-        data = self.strategy.distribute_datasets_from_function(self._eval_dataset_fn)
+        data = self.strategy.distribute_datasets_from_function(
+            lambda context: self.input_dataset("eval", context))
         return itertools.islice(iter(data), limit)
 
     def _check_eval_data(self) -> None:
