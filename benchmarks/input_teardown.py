@@ -67,10 +67,10 @@ def main() -> None:
                       f"{row['tokens_per_second']:.0f} tokens/s, "
                       f"teardown {row['teardown_s']:.1f} s", flush=True)
     for setting, found in rows.items():
-        def median(key, found=found):
-            return statistics.median(r[key] for r in found)
-        print(f"autotune {setting}: median teardown {median('teardown_s'):.1f} s, "
-              f"median {median('tokens_per_second'):.0f} tokens/s ({len(found)} runs)")
+        teardown = statistics.median(r["teardown_s"] for r in found)
+        rate = statistics.median(r["tokens_per_second"] for r in found)
+        print(f"autotune {setting}: median teardown {teardown:.1f} s, "
+              f"median {rate:.0f} tokens/s ({len(found)} runs)")
 
 
 if __name__ == "__main__":

@@ -192,22 +192,20 @@ class Trainer:
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
-    def _with_input_options(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
-        """The trainer's tf.data options on a task's dataset. Without autotuning there is no
-        tuning thread, whose wait made dropping an iterator take up to a minute; parallel maps
-        then use every core and prefetch buffers still grow on demand."""
-        options = tf.data.Options()
-        options.autotune.enabled = self.task.train_config.input_autotune
-        return dataset.with_options(options)
-
     def input_dataset(self, split: str, context: tf.distribute.InputContext | None = None
                       ) -> tf.data.Dataset | None:
         """One input pipeline's dataset of `split` ("train" or "eval") as the trainer reads it
-        (without the skip of a resumed stream), or None when the task has no such data."""
+        (without the skip of a resumed stream), or None when the task has no such data.
+
+        tf.data's autotuning is off unless `train.input_autotune`: its tuning thread made
+        dropping an iterator wait up to a minute. Parallel maps then use every core, and
+        prefetch buffers still grow on demand."""
         make = self._train_dataset_fn if split == "train" else self._eval_dataset_fn
         if make is None:
             return None
-        return self._with_input_options(make(context or tf.distribute.InputContext()))
+        options = tf.data.Options()
+        options.autotune.enabled = self.task.train_config.input_autotune
+        return make(context or tf.distribute.InputContext()).with_options(options)
 
     def _eval_batches(self, limit: int | None):
         """The first `limit` held-out batches (all with None): the same ones every time."""
