@@ -107,6 +107,19 @@ def pretrain(run_dir: str, encoder: str, steps: int) -> None:
         json.dump({"steps": steps, "eval": result.eval_metrics}, f, default=float)
 
 
+def finetune_overrides(run_dir: str, init: str, vocab: str, seed: int, args) -> list[str]:
+    """The `--set` overrides of one fine-tuning run (the task's config file holds the rest)."""
+    overrides = [f"train.run_dir={run_dir}", f"train.seed={seed}", f"task.epochs={args.epochs}",
+                 f"task.init={init}"]
+    if init == "none":
+        overrides += ["model.preset=tiny", f"task.vocab_file={vocab}"]
+    if args.max_examples:
+        overrides.append(f"data.max_examples={args.max_examples}")
+    if args.learning_rate:
+        overrides.append(f"train.learning_rate={args.learning_rate:g}")
+    return overrides
+
+
 def finetune(run_dir: str, task: str, init: str, vocab: str, seed: int, args) -> dict:
     """Fine-tunes one encoder on one task; returns the best-on-validation checkpoint's scores."""
     from electra_tf.finetune.config import load_spec
@@ -118,12 +131,7 @@ def finetune(run_dir: str, task: str, init: str, vocab: str, seed: int, args) ->
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)
-    overrides = [f"train.run_dir={run_dir}", f"train.seed={seed}", f"task.epochs={args.epochs}"]
-    overrides.append(f"task.init={init}")
-    if init == "none":
-        overrides += ["model.preset=tiny", f"task.vocab_file={vocab}"]
-    if args.max_examples:
-        overrides.append(f"data.max_examples={args.max_examples}")
+    overrides = finetune_overrides(run_dir, init, vocab, seed, args)
     config_path = os.path.join(ROOT, "configs", "finetune", f"{task}.yaml")
     result = Trainer(prepare_task(load_spec(config_path, overrides))).train()
     if result.status != "completed":
@@ -137,8 +145,14 @@ def finetune(run_dir: str, task: str, init: str, vocab: str, seed: int, args) ->
     return scores
 
 
-def run_encoder(name: str, init: str, vocab: str, args, results: dict, key: str) -> None:
+def finetune_setting(args) -> str:
+    """Names the fine-tuning setting: results of different settings never share a directory."""
     setting = f"max{args.max_examples or 'all'}_epochs{args.epochs:g}"
+    return f"{setting}_lr{args.learning_rate:g}" if args.learning_rate else setting
+
+
+def run_encoder(name: str, init: str, vocab: str, args, results: dict, key: str) -> None:
+    setting = finetune_setting(args)
     for task in args.tasks:
         for seed in range(args.seeds):
             run_dir = os.path.join(args.work_dir, "finetune", setting, key, name, task,
@@ -242,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="cap every split of the fine-tuning tasks (data.max_examples)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="fine-tuning peak learning rate (default: the recipe's, 3e-4 for "
+                             "tiny and small)")
     parser.add_argument("--objectives", nargs="+", default=list(ENCODERS),
                         choices=list(ENCODERS), help="pretrained encoders to run")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
@@ -257,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.join(args.out, "results.json")
     results = json.load(open(path)) if os.path.exists(path) else {}
     if not args.report_only:
-        setting = f"max{args.max_examples or 'all'}_epochs{args.epochs:g}"
+        setting = finetune_setting(args)
         if results.setdefault("setting", setting) != setting:
             raise SystemExit(f"{path} holds results of fine-tuning setting {results['setting']}, "
                              f"not {setting}: use another --out")

@@ -15,7 +15,8 @@ plain fine-tuning:
     none         nothing (random initialisation, the pretrained run's sizes and vocabulary)
     A+B          the parts named, out of embeddings, projection, layer_0, layer_1, ...
 
-Reported per part: the best validation accuracy over the run's per-epoch checkpoints, mean over
+Reported per part: the best validation score (the task's main metric: accuracy for the
+default lexname task, F1 for wordnet_tagging) over the run's per-epoch checkpoints, mean over
 seeds and its range. Only the validation split is read: this is a diagnosis, not a score.
 
 `--representations` fine-tunes nothing: for the pretrained encoder and a random one it prints,
@@ -91,7 +92,8 @@ def finetune(init: str, part: str, seed: int, run_dir: str, args) -> float:
     result = Trainer(task).train()
     if result.status != "completed":
         raise SystemExit(f"{run_dir} ended {result.status}")
-    return float(load_finetuned(run_dir, "best").evaluate("validation")["accuracy"])
+    metric = task.main_metric   # accuracy for classification, f1 for tagging
+    return float(load_finetuned(run_dir, "best").evaluate("validation")[metric])
 
 
 def _frozen_features():
@@ -182,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(args.out, exist_ok=True)
             with open(path, "w") as f:
                 json.dump(results, f, indent=1)
-            print(f"{key} seed {seed}: validation accuracy {100 * score:.1f}%", flush=True)
-    print("\n| setting / pretrained part | seeds | validation accuracy (mean, min-max) |")
+            print(f"{key} seed {seed}: validation score {100 * score:.1f}%", flush=True)
+    print("\n| setting / pretrained part | seeds | validation score (mean, min-max) |")
     print("|---|---|---|")
     for key, scores in results.items():
         values = 100 * np.array(list(scores.values()))

@@ -76,3 +76,18 @@ def test_the_benchmark_plans_equal_flops_for_each_encoder():
     assert plan["electra"]["steps"] == plan["electra_prior"]["steps"] == 1275
     assert plan["mlm"]["steps"] == 1625
     assert value.ENCODERS["electra"][1] == ["objective.disc_bias_init=zero"]
+
+
+def test_a_fine_tuning_learning_rate_gets_its_own_setting():
+    spec = importlib.util.spec_from_file_location("pretraining_value", os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretraining_value.py"))
+    value = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(value)
+    parse = value.argparse.Namespace
+    recipe = parse(max_examples=3000, epochs=3.0, learning_rate=None)
+    assert value.finetune_setting(recipe) == "max3000_epochs3"  # the directories results.md used
+    faster = parse(max_examples=3000, epochs=3.0, learning_rate=1e-3)
+    assert value.finetune_setting(faster) == "max3000_epochs3_lr0.001"
+    assert "train.learning_rate=0.001" in value.finetune_overrides("d", "none", "v", 0, faster)
+    assert not any(o.startswith("train.learning_rate")
+                   for o in value.finetune_overrides("d", "run", "v", 0, recipe))

@@ -76,3 +76,30 @@ def test_layer_cosines_follow_the_encoder_layer_by_layer(model):
         f"layer_{i}" for i in range(model.config.num_layers)]
     assert rows[0][1] == pytest.approx(1.0, abs=1e-5)
     assert all(-1.0 <= tokens < 0.99 for _, _, tokens in rows)  # random tokens differ
+
+
+def test_a_tagging_run_is_scored_by_its_main_metric(random_run, tmp_path):
+    """The ablation reports the task's main metric (F1 for tagging), not token accuracy."""
+    import argparse
+
+    import yaml
+
+    from electra_tf.finetune.inference import load_finetuned
+    from electra_tf.finetune.synthetic import write_synthetic_task
+
+    init = os.path.dirname(random_run[0].data.vocab_file)
+    data = write_synthetic_task("tagging", str(tmp_path / "data"), train=64, validation=32,
+                                test=8)
+    config = {"task": {"kind": "tagging"},
+              "data": {"source": data.source, "train_path": data.train_path,
+                       "validation_path": data.validation_path, "test_path": data.test_path,
+                       "seq_length": 16},
+              "train": {"batch_size": 8, "steps": 8, "warmup_steps": 2, "log_every": 4}}
+    path = tmp_path / "tagging.yaml"
+    path.write_text(yaml.safe_dump(config))
+    args = argparse.Namespace(config=str(path), set=[])
+    run_dir = str(tmp_path / "run")
+    score = transfer_ablation.finetune(init, "embeddings", 0, run_dir, args)
+    metrics = load_finetuned(run_dir, "best").evaluate("validation")
+    assert score == pytest.approx(metrics["f1"])
+    assert metrics["f1"] != metrics["accuracy"]
