@@ -224,8 +224,11 @@ def plot(results: dict, out: str) -> bool:
         logging.warning("matplotlib is not installed: no %s/results.png", out)
         return False
     rows = summarize(results)
-    fig, axes = plt.subplots(1, len(TASKS), figsize=(10, 4))
-    for ax, task in zip(axes, TASKS, strict=True):
+    tasks = [task for task in TASKS if any(r["task"] == task for r in rows)]  # one panel each
+    if not tasks:
+        return False
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
         for name, color in (("electra", "tab:blue"), ("electra_prior", "tab:green"),
                             ("mlm", "tab:orange")):
             pts = sorted((_budget(r["budget"]), r["test"], r["half"]) for r in rows
@@ -245,6 +248,7 @@ def plot(results: dict, out: str) -> bool:
         ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "results.png"), dpi=100)
+    plt.close(fig)
     return True
 
 

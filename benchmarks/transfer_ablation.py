@@ -13,7 +13,9 @@ plain fine-tuning:
     embeddings   word / position / type embeddings and their LayerNorm only
     layers       the embedding projection and the transformer layers only
     none         nothing (random initialisation, the pretrained run's sizes and vocabulary)
-    A+B          the parts named, out of embeddings, projection, layer_0, layer_1, ...
+    A+B          the parts named, out of embeddings (or its pieces word_embeddings,
+                 position_embeddings, token_type_embeddings, embeddings_norm), projection,
+                 layer_0, layer_1, ...
 
 Reported per part: the best validation score (the task's main metric: accuracy for the
 default lexname task, F1 for wordnet_tagging) over the run's per-epoch checkpoints, mean over
@@ -38,14 +40,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("all", "embeddings", "layers", "none")
 
 
+# The pieces of the embedding layer; `embeddings` in --parts names all four.
+EMBEDDING_PIECES = ("word_embeddings", "position_embeddings", "token_type_embeddings",
+                    "embeddings_norm")
+
+
 def encoder_parts(model) -> dict[str, list]:
-    """The encoder's variables by part: embeddings, projection (if any), layer_0, layer_1 ..."""
-    parts = {"embeddings": list(model.embeddings.weights)}
+    """The encoder's variables by part: the embedding pieces, projection (if any), layer_0 ..."""
+    embeddings = model.embeddings
+    parts = {"word_embeddings": [embeddings.word_embeddings],
+             "position_embeddings": [embeddings.position_embeddings],
+             "token_type_embeddings": [embeddings.token_type_embeddings],
+             "embeddings_norm": list(embeddings.layer_norm.weights)}
+    if sum(len(group) for group in parts.values()) != len(embeddings.weights):
+        raise RuntimeError("the embedding layer has variables outside EMBEDDING_PIECES")
     if model.encoder.embeddings_project is not None:
         parts["projection"] = list(model.encoder.embeddings_project.weights)
     for i, layer in enumerate(model.encoder.layers):
         parts[f"layer_{i}"] = list(layer.weights)
     return parts
+
+
+def pretrained_names(part: str, names) -> set[str]:
+    """The parts `part` takes from pretraining: `layers` is everything past the embeddings;
+    otherwise names joined by '+', where `embeddings` stands for its four pieces."""
+    if part == "layers":
+        return set(names) - set(EMBEDDING_PIECES)
+    chosen: set[str] = set()
+    for name in part.split("+"):
+        chosen |= set(EMBEDDING_PIECES) if name == "embeddings" else {name}
+    unknown = chosen - set(names)
+    if unknown:
+        raise SystemExit(f"--parts {part}: no part {sorted(unknown)}; the parts are "
+                         f"{sorted(names)} and embeddings (joined with +), all, none or layers")
+    return chosen
 
 
 def random_variables(model, part: str) -> list:
@@ -56,17 +84,14 @@ def random_variables(model, part: str) -> list:
         return []
     if part == "none":
         return [v for group in parts.values() for v in group]
-    pretrained = set(parts) - {"embeddings"} if part == "layers" else set(part.split("+"))
-    unknown = pretrained - set(parts)
-    if unknown:
-        raise SystemExit(f"--parts {part}: no part {sorted(unknown)}; the parts are "
-                         f"{sorted(parts)} (joined with +), all, none or layers")
+    pretrained = pretrained_names(part, parts)
     return [v for name, group in parts.items() if name not in pretrained for v in group]
 
 
-def partial_warm_start(pretrained_start, part: str):
+def partial_warm_start(pretrained_start, part: str, word_norm: float | None = None):
     """A `warm_start(model, path, allow_partial)` that loads like `pretrained_start`, then
-    puts back the random values of the variables outside `part`."""
+    puts back the random values of the variables outside `part`. With `word_norm`, every row
+    of a pretrained word-embedding table is then rescaled to that L2 norm (directions kept)."""
 
     def warm_start(model, path, allow_partial):
         keep = random_variables(model, part)
@@ -74,6 +99,12 @@ def partial_warm_start(pretrained_start, part: str):
         restored = pretrained_start(model, path, allow_partial)
         for variable, value in zip(keep, values, strict=True):
             variable.assign(value)
+        table = model.embeddings.word_embeddings
+        if word_norm is not None and all(table is not v for v in keep):
+            rows = table.numpy()
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            table.assign(rows * (word_norm / np.maximum(norms, 1e-12)))
+            restored += f", word rows rescaled to norm {word_norm:g}"
         return f"{restored} (pretrained part: {part})"
 
     return warm_start
@@ -88,7 +119,7 @@ def finetune(init: str, part: str, seed: int, run_dir: str, args) -> float:
     overrides = [f"task.init={init}", f"train.run_dir={run_dir}", f"train.seed={seed}",
                  *args.set]
     task = prepare_task(load_spec(args.config, overrides))
-    task.warm_start = partial_warm_start(task.warm_start, part)
+    task.warm_start = partial_warm_start(task.warm_start, part, args.word_norm)
     result = Trainer(task).train()
     if result.status != "completed":
         raise SystemExit(f"{run_dir} ended {result.status}")
@@ -154,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=os.path.join(ROOT, "configs/finetune/quickstart.yaml"))
     parser.add_argument("--parts", nargs="+", default=list(PARTS),
                         help="all, none, embeddings, layers, or parts joined by '+' "
-                             "(embeddings, projection, layer_0, layer_1, ...)")
+                             "(embeddings or its pieces, projection, layer_0, ...)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="fine-tuning override")
     parser.add_argument("--name", default="", help="label of this setting in results.json")
+    parser.add_argument("--word-norm", type=float, default=None,
+                        help="rescale each pretrained word-embedding row to this L2 norm "
+                             "(a random row's is about initializer_range * sqrt(embedding size))")
     parser.add_argument("--representations", action="store_true",
                         help="print per-layer cosines of the pretrained and a random encoder")
     args = parser.parse_args(argv)
@@ -175,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             results = json.load(f)
     for part in args.parts:
         key = f"{args.name or 'default'}/{part}"
+        if args.word_norm is not None:
+            key += f"/word_norm{args.word_norm:g}"
         for seed in args.seeds:
             if str(seed) in results.get(key, {}):
                 continue
-            run_dir = os.path.join(args.out, f"{args.name or 'default'}-{part}-s{seed}")
+            run_dir = os.path.join(args.out, key.replace("/", "-") + f"-s{seed}")
             score = finetune(args.init, part, seed, run_dir, args)
             results.setdefault(key, {})[str(seed)] = score
             os.makedirs(args.out, exist_ok=True)

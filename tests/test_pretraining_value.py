@@ -65,11 +65,17 @@ def test_mean_interval_is_a_t_interval():
         step_flops(model_preset("tiny"), "bert", BATCH, SEQ, PRED)
 
 
-def test_the_benchmark_plans_equal_flops_for_each_encoder():
+@pytest.fixture(scope="module")
+def value():
+    """benchmarks/pretraining_value.py, loaded by path."""
     spec = importlib.util.spec_from_file_location("pretraining_value", os.path.join(
         os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretraining_value.py"))
     value = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(value)
+    return value
+
+
+def test_the_benchmark_plans_equal_flops_for_each_encoder(value):
     plan = value.pretrain_plan(21.8)
     assert set(value.ENCODERS) <= set(plan)
     # the steps docs/results.md reports; the prior bias changes no FLOP
@@ -78,11 +84,7 @@ def test_the_benchmark_plans_equal_flops_for_each_encoder():
     assert value.ENCODERS["electra"][1] == ["objective.disc_bias_init=zero"]
 
 
-def test_a_fine_tuning_learning_rate_gets_its_own_setting():
-    spec = importlib.util.spec_from_file_location("pretraining_value", os.path.join(
-        os.path.dirname(os.path.dirname(__file__)), "benchmarks", "pretraining_value.py"))
-    value = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(value)
+def test_a_fine_tuning_learning_rate_gets_its_own_setting(value):
     parse = value.argparse.Namespace
     recipe = parse(max_examples=3000, epochs=3.0, learning_rate=None)
     assert value.finetune_setting(recipe) == "max3000_epochs3"  # the directories results.md used
@@ -91,3 +93,19 @@ def test_a_fine_tuning_learning_rate_gets_its_own_setting():
     assert "train.learning_rate=0.001" in value.finetune_overrides("d", "none", "v", 0, faster)
     assert not any(o.startswith("train.learning_rate")
                    for o in value.finetune_overrides("d", "run", "v", 0, recipe))
+
+
+def test_the_plot_has_one_panel_per_task_that_was_run(value, tmp_path):
+    """A one-task run (e.g. --tasks wordnet_tagging) gets no empty panel for the other task."""
+    import matplotlib.image  # the test extra installs it, like the bench extra
+
+    seeds = {str(i): {"validation": 0.2 + i / 100, "test": 0.21 + i / 100} for i in range(3)}
+    results = {"random": {"random": {"wordnet_tagging": seeds}},
+               "196.5": {"electra_prior": {"wordnet_tagging": seeds}}}
+    assert value.plot(results, str(tmp_path))
+    one = matplotlib.image.imread(str(tmp_path / "results.png"))
+    results["random"]["random"]["wordnet_lexname"] = seeds
+    assert value.plot(results, str(tmp_path))
+    two = matplotlib.image.imread(str(tmp_path / "results.png"))
+    assert one.shape[1] * 2 == two.shape[1]   # 5 inches per panel at the same dpi
+    assert not value.plot({"setting": "x"}, str(tmp_path))

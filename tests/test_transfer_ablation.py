@@ -53,14 +53,29 @@ def test_only_the_named_part_comes_from_the_pretrained_encoder(model, part):
 
 def test_parts_join_with_plus_and_an_unknown_part_is_named(model):
     parts = transfer_ablation.encoder_parts(model)
-    assert set(parts) == {"embeddings", "projection"} | {
+    pieces = set(transfer_ablation.EMBEDDING_PIECES)
+    assert set(parts) == pieces | {"projection"} | {
         f"layer_{i}" for i in range(model.config.num_layers)}
     kept = transfer_ablation.random_variables(model, "embeddings+layer_0")
-    expected = [v for name, group in parts.items() if name not in ("embeddings", "layer_0")
+    expected = [v for name, group in parts.items() if name not in pieces | {"layer_0"}
                 for v in group]
     assert [v.path for v in kept] == [v.path for v in expected]
     with pytest.raises(SystemExit, match="no part \\['layer_9'\\]"):
         transfer_ablation.random_variables(model, "embeddings+layer_9")
+
+
+def test_one_piece_of_the_embeddings_can_stay_random(model):
+    """Naming every part but the position table leaves just that table random."""
+    from electra_tf.finetune.model import build_model
+
+    fresh = build_model(model.config, "classification", 3)
+    part = "+".join(["word_embeddings", "token_type_embeddings", "embeddings_norm",
+                     "projection"] + [f"layer_{i}" for i in range(model.config.num_layers)])
+    transfer_ablation.partial_warm_start(_pretend_pretrained, part)(fresh, "ckpt", False)
+    embeddings = fresh.embeddings
+    assert not _is_seven(embeddings.position_embeddings)
+    assert _is_seven(embeddings.word_embeddings) and _is_seven(embeddings.token_type_embeddings)
+    assert all(_is_seven(v) for v in embeddings.layer_norm.weights + fresh.encoder.weights)
 
 
 def test_layer_cosines_follow_the_encoder_layer_by_layer(model):
@@ -97,9 +112,25 @@ def test_a_tagging_run_is_scored_by_its_main_metric(random_run, tmp_path):
               "train": {"batch_size": 8, "steps": 8, "warmup_steps": 2, "log_every": 4}}
     path = tmp_path / "tagging.yaml"
     path.write_text(yaml.safe_dump(config))
-    args = argparse.Namespace(config=str(path), set=[])
+    args = argparse.Namespace(config=str(path), set=[], word_norm=None)
     run_dir = str(tmp_path / "run")
     score = transfer_ablation.finetune(init, "embeddings", 0, run_dir, args)
     metrics = load_finetuned(run_dir, "best").evaluate("validation")
     assert score == pytest.approx(metrics["f1"])
     assert metrics["f1"] != metrics["accuracy"]
+
+
+def test_word_norm_rescales_only_a_pretrained_word_table(model):
+    from electra_tf.finetune.model import build_model
+
+    fresh = build_model(model.config, "classification", 3)
+    transfer_ablation.partial_warm_start(_pretend_pretrained, "all", 0.5)(fresh, "ckpt", False)
+    rows = fresh.embeddings.word_embeddings.numpy()
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 0.5, rtol=1e-5)
+    np.testing.assert_allclose(rows, rows[0, 0])   # 7s in every direction: the direction kept
+    assert _is_seven(fresh.embeddings.position_embeddings)
+    random_table = build_model(model.config, "classification", 3)
+    before = random_table.embeddings.word_embeddings.numpy()
+    transfer_ablation.partial_warm_start(_pretend_pretrained, "layers", 0.5)(
+        random_table, "ckpt", False)   # the word table stays random: not rescaled
+    np.testing.assert_array_equal(random_table.embeddings.word_embeddings.numpy(), before)
