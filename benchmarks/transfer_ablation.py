@@ -94,6 +94,8 @@ def partial_warm_start(pretrained_start, part: str, word_norm: float | None = No
     of a pretrained word-embedding table is then rescaled to that L2 norm (directions kept)."""
 
     def warm_start(model, path, allow_partial):
+        from electra_tf.finetune.init import rescale_rows
+
         keep = random_variables(model, part)
         values = [v.numpy() for v in keep]
         restored = pretrained_start(model, path, allow_partial)
@@ -101,9 +103,7 @@ def partial_warm_start(pretrained_start, part: str, word_norm: float | None = No
             variable.assign(value)
         table = model.embeddings.word_embeddings
         if word_norm is not None and all(table is not v for v in keep):
-            rows = table.numpy()
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
-            table.assign(rows * (word_norm / np.maximum(norms, 1e-12)))
+            rescale_rows(table, word_norm)
             restored += f", word rows rescaled to norm {word_norm:g}"
         return f"{restored} (pretrained part: {part})"
 

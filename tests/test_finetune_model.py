@@ -149,6 +149,25 @@ def test_warm_start_from_huggingface_and_tf1(tiny_model_config, tmp_path):
         _same_encoder(model, networks.discriminator)
 
 
+def test_word_norm_rescales_the_loaded_word_rows_and_keeps_their_directions(
+        tiny_model_config, tmp_path):
+    from electra_tf.finetune.init import load_encoder
+    from electra_tf.interop import export_huggingface
+
+    networks = _pretrained(tiny_model_config)
+    export_huggingface(networks, tiny_model_config, str(tmp_path / "hf"), None)
+    model = build_model(tiny_model_config, "classification", 2)
+    source = load_encoder(model, str(tmp_path / "hf"), word_norm=0.16)
+    assert "rescaled to norm 0.16" in source
+    rows = model.embeddings.word_embeddings.numpy()
+    theirs = networks.discriminator.embeddings.word_embeddings.numpy()
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 0.16, rtol=1e-5)
+    cosines = np.sum(rows * theirs, axis=1) / (np.linalg.norm(theirs, axis=1) * 0.16)
+    np.testing.assert_allclose(cosines, 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(model.embeddings.position_embeddings.numpy(),
+                                  networks.discriminator.embeddings.position_embeddings.numpy())
+
+
 def test_warm_start_errors(tiny_model_config, tmp_path):
     import dataclasses
 

@@ -205,6 +205,23 @@ def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="differ"):
         resolve_config(spec(task={"init": "a"}, train={"init_checkpoint": "b"}), model=None,
                        num_train_examples=10, num_labels=2)
+    for task, match in (({"init": "run", "word_norm": 0}, "task.word_norm must be > 0"),
+                        ({"word_norm": 0.16}, "task.init is none")):
+        with pytest.raises(ConfigError, match=match):
+            resolve_config(spec(task=task), model=None, num_train_examples=10, num_labels=2)
+
+
+def test_warm_start_passes_word_norm(monkeypatch):
+    import electra_tf.finetune.init as init
+
+    calls = []
+    monkeypatch.setattr(init, "load_encoder", lambda *args: calls.append(args) or "src")
+    for word_norm in (None, 0.16):
+        config = resolve_config(spec(task={"init": "run", "word_norm": word_norm}), model=None,
+                                num_train_examples=10, num_labels=2)
+        FinetuneTask(config, None, LabelSet(("a", "b"), "classification")).warm_start(
+            "model", "run", False)
+    assert calls == [("model", "run", None), ("model", "run", 0.16)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,3 +297,14 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path):
     assert resumed.step == straight.step == 12
     assert resumed.weights_digest == straight.weights_digest
     assert resumed.eval_metrics == straight.eval_metrics
+
+
+def test_the_random_init_control_drops_word_norm():
+    from electra_tf.finetune.baseline import random_init_spec
+
+    given = spec(task={"init": "run", "word_norm": 0.16}, train={"run_dir": "runs/ft"})
+    config = resolve_config(given, model=None, num_train_examples=10, num_labels=2)
+    control = random_init_spec(given, FinetuneTask(config, None, None))
+    resolved = resolve_config(control, model=None, num_train_examples=10, num_labels=2)
+    assert (resolved.task.init, resolved.task.word_norm) == ("none", None)
+    assert resolved.train.run_dir == "runs/ft_random_init"

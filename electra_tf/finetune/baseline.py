@@ -28,7 +28,9 @@ def random_init_spec(spec: FinetuneSpec, task: FinetuneTask) -> FinetuneSpec:
     if config.task.init == "none":
         raise ValueError("the task is already initialised at random")
     tokenizer = {k: getattr(config.task, k) for k in TOKENIZER_FIELDS}
-    changes = {"task": {**tokenizer, "init": "none"}, "model": dataclasses.asdict(config.model),
+    # word_norm rescales loaded rows: a random-init run has none, so the control drops it.
+    changes = {"task": {**tokenizer, "init": "none", "word_norm": None},
+               "model": dataclasses.asdict(config.model),
                "train": {"run_dir": config.train.run_dir.rstrip("/") + RANDOM_SUFFIX}}
     return FinetuneSpec(merge(spec.data, changes), f"{spec.source} (random init)")
 

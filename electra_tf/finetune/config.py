@@ -73,6 +73,9 @@ class TaskConfig:
     lr_decay_top_off_by_one: bool = False
     dropout: float | None = None       # the head's dropout; None: model.dropout
     main_metric: str | None = None     # picks the best checkpoint; by kind when unset
+    # Not in the reference recipe: rescale each warm-started word-embedding row to this L2
+    # norm, directions kept (docs/finetuning.md). None (default) loads the rows as they are.
+    word_norm: float | None = None
     # The tokenizer: None fields come from task.init (its run config, its vocab.txt, an HF
     # tokenizer_config.json); with init none a vocab_file (or sentencepiece_model) is required.
     tokenizer: str | None = None       # wordpiece | sentencepiece
@@ -98,6 +101,11 @@ class TaskConfig:
             raise ConfigError(f"task.dropout must be in [0, 1), got {self.dropout}")
         if not self.init:
             raise ConfigError("task.init is empty: give a checkpoint path or `none`")
+        if self.word_norm is not None and not self.word_norm > 0:
+            raise ConfigError(f"task.word_norm must be > 0 (or unset), got {self.word_norm}")
+        if self.word_norm is not None and self.init == "none":
+            raise ConfigError("task.word_norm rescales pretrained word embeddings, and "
+                              "task.init is none: set task.init or remove task.word_norm")
         if self.tokenizer not in (None, "wordpiece", "sentencepiece"):
             raise ConfigError(f"task.tokenizer must be wordpiece or sentencepiece, got "
                               f"{self.tokenizer!r}")

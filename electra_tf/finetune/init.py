@@ -178,8 +178,9 @@ def _source_encoder(init: str, kind: str):
     return net.embeddings, net.encoder, summary.source
 
 
-def load_encoder(model, init: str) -> str:
-    """Assigns `model`'s encoder from `init`; returns a description of the source."""
+def load_encoder(model, init: str, word_norm: float | None = None) -> str:
+    """Assigns `model`'s encoder from `init`; returns a description of the source. With
+    `word_norm`, the word-embedding rows are then rescaled to that norm (`rescale_rows`)."""
     from electra_tf.models.names import embeddings_variables, encoder_variables
 
     kind = init_kind(init)
@@ -199,4 +200,16 @@ def load_encoder(model, init: str) -> str:
     for name, variable in ours.items():
         variable.assign(np.asarray(theirs[name].numpy()).astype(variable.dtype))
     log.info("initialised the encoder (%d variables) from %s", len(ours), source)
+    if word_norm is not None:
+        rescale_rows(model.embeddings.word_embeddings, word_norm)
+        source += f", word rows rescaled to norm {word_norm:g}"
+        log.info("rescaled every word-embedding row to L2 norm %g", word_norm)
     return source
+
+
+def rescale_rows(table, norm: float) -> None:
+    """Sets every row of the 2-D variable `table` to L2 norm `norm`, keeping its direction
+    (an all-zero row stays zero)."""
+    rows = table.numpy()
+    lengths = np.linalg.norm(rows, axis=1, keepdims=True)
+    table.assign((rows * (norm / np.maximum(lengths, 1e-12))).astype(rows.dtype))

@@ -84,7 +84,7 @@ class FinetuneTask(Task):
     def warm_start(self, model, path: str, allow_partial: bool) -> str:
         from electra_tf.finetune.init import load_encoder
 
-        return load_encoder(model, path)
+        return load_encoder(model, path, self.config.task.word_norm)
 
     # ------------------------------------------------------------------ data
 
