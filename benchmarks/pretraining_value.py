@@ -117,6 +117,8 @@ def finetune_overrides(run_dir: str, init: str, vocab: str, seed: int, args) -> 
         overrides.append(f"data.max_examples={args.max_examples}")
     if args.learning_rate:
         overrides.append(f"train.learning_rate={args.learning_rate:g}")
+    if args.word_norm and init != "none":  # a random table has nothing to rescale
+        overrides.append(f"task.word_norm={args.word_norm:g}")
     return overrides
 
 
@@ -148,7 +150,11 @@ def finetune(run_dir: str, task: str, init: str, vocab: str, seed: int, args) ->
 def finetune_setting(args) -> str:
     """Names the fine-tuning setting: results of different settings never share a directory."""
     setting = f"max{args.max_examples or 'all'}_epochs{args.epochs:g}"
-    return f"{setting}_lr{args.learning_rate:g}" if args.learning_rate else setting
+    if args.learning_rate:
+        setting += f"_lr{args.learning_rate:g}"
+    if args.word_norm:
+        setting += f"_wordnorm{args.word_norm:g}"
+    return setting
 
 
 def run_encoder(name: str, init: str, vocab: str, args, results: dict, key: str) -> None:
@@ -263,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="fine-tuning peak learning rate (default: the recipe's, 3e-4 for "
                              "tiny and small)")
+    parser.add_argument("--word-norm", type=float, default=None,
+                        help="task.word_norm for the pretrained encoders' fine-tunings (not in "
+                             "the recipe; random init is run without it)")
     parser.add_argument("--objectives", nargs="+", default=list(ENCODERS),
                         choices=list(ENCODERS), help="pretrained encoders to run")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),

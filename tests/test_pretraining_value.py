@@ -86,13 +86,22 @@ def test_the_benchmark_plans_equal_flops_for_each_encoder(value):
 
 def test_a_fine_tuning_learning_rate_gets_its_own_setting(value):
     parse = value.argparse.Namespace
-    recipe = parse(max_examples=3000, epochs=3.0, learning_rate=None)
+    recipe = parse(max_examples=3000, epochs=3.0, learning_rate=None, word_norm=None)
     assert value.finetune_setting(recipe) == "max3000_epochs3"  # the directories results.md used
-    faster = parse(max_examples=3000, epochs=3.0, learning_rate=1e-3)
+    faster = parse(max_examples=3000, epochs=3.0, learning_rate=1e-3, word_norm=None)
     assert value.finetune_setting(faster) == "max3000_epochs3_lr0.001"
     assert "train.learning_rate=0.001" in value.finetune_overrides("d", "none", "v", 0, faster)
     assert not any(o.startswith("train.learning_rate")
                    for o in value.finetune_overrides("d", "run", "v", 0, recipe))
+
+
+def test_word_norm_gets_its_own_setting_and_reaches_only_pretrained_encoders(value):
+    rescaled = value.argparse.Namespace(max_examples=3000, epochs=3.0, learning_rate=1e-3,
+                                        word_norm=0.16)
+    assert value.finetune_setting(rescaled) == "max3000_epochs3_lr0.001_wordnorm0.16"
+    assert "task.word_norm=0.16" in value.finetune_overrides("d", "run", "v", 0, rescaled)
+    assert not any(o.startswith("task.word_norm")
+                   for o in value.finetune_overrides("d", "none", "v", 0, rescaled))
 
 
 def test_the_plot_has_one_panel_per_task_that_was_run(value, tmp_path):
