@@ -18,7 +18,9 @@ Runs go through the library the CLI uses (`Trainer(PretrainingTask)`, `prepare_t
 `load_finetuned(...).evaluate`); finished runs are found in --work-dir and not redone, so a
 stopped benchmark resumes. Results accumulate in OUT/results.json; OUT/results.md gets the
 table between its `<!-- results:begin -->` / `<!-- results:end -->` markers, and OUT/results.png
-the plot (if matplotlib is importable).
+the plot (if matplotlib is importable). The table also gives each pretrained encoder's mean
+word-embedding row norm (`word_row_norm`; a random row's is about 0.02 x sqrt(64) = 0.16 for
+`tiny`), the size `--word-norm` rescales.
 """
 
 from __future__ import annotations
@@ -107,6 +109,18 @@ def pretrain(run_dir: str, encoder: str, steps: int) -> None:
         json.dump({"steps": steps, "eval": result.eval_metrics}, f, default=float)
 
 
+def word_row_norm(run_dir: str) -> float:
+    """The mean L2 norm of the rows of the word-embedding table in `run_dir`'s latest
+    checkpoint."""
+    import numpy as np
+
+    from electra_tf.export import load_run
+
+    _, networks, _ = load_run(run_dir)
+    rows = networks.encoder_network.embeddings.word_embeddings.numpy()
+    return float(np.linalg.norm(rows, axis=1).mean())
+
+
 def finetune_overrides(run_dir: str, init: str, vocab: str, seed: int, args) -> list[str]:
     """The `--set` overrides of one fine-tuning run (the task's config file holds the rest)."""
     overrides = [f"train.run_dir={run_dir}", f"train.seed={seed}", f"task.epochs={args.epochs}",
@@ -179,7 +193,7 @@ def summarize(results: dict) -> list[dict]:
     """One row per (budget, encoder, task): mean and 95% half-width of the test score."""
     rows = []
     for key, encoders in results.items():
-        if key in ("plans", "setting"):
+        if key in ("plans", "setting", "word_rows"):
             continue
         for name, tasks in encoders.items():
             for task, seeds in tasks.items():
@@ -192,16 +206,18 @@ def summarize(results: dict) -> list[dict]:
 
 
 def table(results: dict) -> str:
-    plans = results.get("plans", {})
-    lines = ["| budget (TFLOP) | ~min unloaded | encoder | pretrain steps | task | seeds | "
-             "validation | test (95% CI) |", "|---|---|---|---|---|---|---|---|"]
+    plans, norms = results.get("plans", {}), results.get("word_rows", {})
+    lines = ["| budget (TFLOP) | ~min unloaded | encoder | pretrain steps | word-row norm | task "
+             "| seeds | validation | test (95% CI) |", "|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(summarize(results), key=lambda r: (_budget(r["budget"]), r["task"],
                                                          r["encoder"])):
         plan = plans.get(row["budget"], {})
         steps = plan.get(row["encoder"], {}).get("steps", 0)
         minutes = f"{plan['minutes']:.1f}" if plan else "0"
-        lines.append(f"| {row['budget']} | {minutes} | {row['encoder']} | {steps} | {row['task']}"
-                     f" | {row['n']} | {row['validation']:.1f} | {row['test']:.1f} "
+        norm = norms.get(row["budget"], {}).get(row["encoder"])
+        shown = "" if norm is None else f"{norm:.3f}"
+        lines.append(f"| {row['budget']} | {minutes} | {row['encoder']} | {steps} | {shown} "
+                     f"| {row['task']} | {row['n']} | {row['validation']:.1f} | {row['test']:.1f} "
                      f"[{row['test'] - row['half']:.1f}, {row['test'] + row['half']:.1f}] |")
     return "\n".join(lines)
 
@@ -299,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             for objective in args.objectives:
                 run_dir = os.path.join(args.work_dir, "pretrain", key, objective)
                 pretrain(run_dir, objective, plan[objective]["steps"])
+                results.setdefault("word_rows", {}).setdefault(key, {})[objective] = (
+                    word_row_norm(run_dir))
                 vocab = vocab or os.path.join(run_dir, "vocab.txt")
                 if "random" not in results and not args.no_random:  # the same at every budget
                     run_encoder("random", "none", vocab, args, results, "random")

@@ -118,3 +118,23 @@ def test_the_plot_has_one_panel_per_task_that_was_run(value, tmp_path):
     two = matplotlib.image.imread(str(tmp_path / "results.png"))
     assert one.shape[1] * 2 == two.shape[1]   # 5 inches per panel at the same dpi
     assert not value.plot({"setting": "x"}, str(tmp_path))
+
+
+def test_word_row_norm_reads_the_latest_checkpoint(value, random_run):
+    import numpy as np
+
+    config, networks, weights = random_run
+    rows = networks.encoder_network.embeddings.word_embeddings.numpy()  # the step-7 weights
+    assert value.word_row_norm(config.train.run_dir) == pytest.approx(
+        float(np.linalg.norm(rows, axis=1).mean()), rel=1e-6)
+
+
+def test_the_table_shows_each_encoders_word_row_norm(value):
+    seeds = {str(i): {"validation": 0.2, "test": 0.2 + i / 100} for i in range(3)}
+    results = {"random": {"random": {"wordnet_tagging": seeds}},
+               "21.8": {"mlm": {"wordnet_tagging": seeds}},
+               "word_rows": {"21.8": {"mlm": 0.41371}}}
+    rows = value.table(results).splitlines()
+    assert "word-row norm" in rows[0] and len(rows) == 4   # header, rule, two encoders
+    assert "| random | 0 |  | wordnet_tagging |" in rows[2]
+    assert "| mlm | 0 | 0.414 | wordnet_tagging |" in rows[3]
