@@ -35,6 +35,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# results.json keys that are not a budget (or "random") holding {encoder: {task: {seed: scores}}}
+RUN_FACTS = ("plans", "setting", "word_rows")
 
 
 def _load_flops():
@@ -193,7 +195,7 @@ def summarize(results: dict) -> list[dict]:
     """One row per (budget, encoder, task): mean and 95% half-width of the test score."""
     rows = []
     for key, encoders in results.items():
-        if key in ("plans", "setting", "word_rows"):
+        if key in RUN_FACTS:
             continue
         for name, tasks in encoders.items():
             for task, seeds in tasks.items():

@@ -123,7 +123,7 @@ def test_the_plot_has_one_panel_per_task_that_was_run(value, tmp_path):
 def test_word_row_norm_reads_the_latest_checkpoint(value, random_run):
     import numpy as np
 
-    config, networks, weights = random_run
+    config, networks, _ = random_run
     rows = networks.encoder_network.embeddings.word_embeddings.numpy()  # the step-7 weights
     assert value.word_row_norm(config.train.run_dir) == pytest.approx(
         float(np.linalg.norm(rows, axis=1).mean()), rel=1e-6)
