@@ -12,6 +12,8 @@ changes one thing about the networks in the sweep's worker process only, never t
 * ``preln``: pre-LayerNorm blocks (x + f(LN(x))), the layer's two LayerNorms moved in front of
   attention and FFN, and a parameter-free normalisation of the encoder's output.
 * ``pos_std=X`` / ``pos_sin=X``: the position table drawn with stddev X / sinusoidal at X.
+* ``genlr=X``: the generator's own variables (not the shared embeddings) train at X times the
+  learning rate, through the optimizer's per-variable multipliers (full runs only).
 """
 
 from __future__ import annotations
@@ -174,10 +176,27 @@ def _patch_fanin(L) -> None:
     L.TransformerLayer.build, networks.Discriminator.__init__ = build_fanin, init_fanin
 
 
+def _patch_generator_lr(ratio: float) -> None:
+    """Pretraining's optimizer gets multiplier `ratio` for every generator variable that the
+    discriminator does not share, 1 for the rest (the embeddings and the discriminator)."""
+    from electra_tf import pretraining
+
+    def multipliers(self, model):
+        shared = {id(v) for v in model.embeddings.trainable_variables}
+        own = {id(v) for v in model.generator.trainable_variables if id(v) not in shared}
+        return [ratio if id(v) in own else 1.0 for v in model.trainable_variables]
+
+    pretraining.PretrainingTask.learning_rate_multipliers = multipliers
+
+
 def apply_patch(spec: str) -> None:
     import numpy as np
 
     from electra_tf.models import layers as L
+
+    if spec.startswith("genlr="):
+        _patch_generator_lr(float(spec.split("=", 1)[1]))
+        return
 
     L.TransformerLayer.call = _patched_call
     if spec in ("alibi", "relbias", "oracle"):

@@ -11,7 +11,14 @@ a replacement, and trains three detectors on the same batches:
 
 Every `--eval-every` steps it prints each detector's held-out AUC.
 
+With `--evaluate RUN_DIR ...` it trains nothing: it scores the discriminators of finished
+pretraining runs on the same kind of replacements, drawn in text of the held-out split. Unlike
+a run's own held-out AUC, which is measured on its own generator's samples (a weaker generator
+makes them easier), this score is comparable across runs: it measures how well the
+discriminator judges a word by its context.
+
     python benchmarks/rtd_context.py --steps 800 --seq-length 32
+    python benchmarks/rtd_context.py --evaluate runs/quickstart runs/other
 """
 
 from __future__ import annotations
@@ -37,19 +44,23 @@ NUM_SPECIAL = 5     # [PAD] [UNK] [CLS] [SEP] [MASK] are never drawn as replacem
 EVAL_BATCHES = 20
 
 
-def unigram_batches(args) -> tuple[list[tuple[np.ndarray, ...]], int]:
-    """Quickstart batches whose masked positions hold unigram draws: (ids, mask, segments,
-    labels) tuples, and the vocabulary size."""
+def unigram_batches(args, vocab_path: str | None = None, split: str = "train",
+                    count: int | None = None, seq_length: int | None = None,
+                    ) -> tuple[list[tuple[np.ndarray, ...]], int]:
+    """`count` (default: steps + held-out) quickstart batches of `split` whose masked
+    positions hold unigram draws: (ids, mask, segments, labels) tuples, and the vocabulary
+    size. Without `vocab_path` the quickstart vocabulary is built once in the work dir."""
     config = load_config(os.path.join(REPO, "configs", "quickstart.yaml"),
-                         [f"data.seq_length={args.seq_length}"])
-    vocab_path = os.path.join(args.work_dir, "vocab.txt")
-    if not os.path.exists(vocab_path):
-        os.makedirs(args.work_dir, exist_ok=True)
-        build_vocab(config.data, vocab_path, config.data.vocab_size)
+                         [f"data.seq_length={seq_length or args.seq_length}"])
+    if vocab_path is None:
+        vocab_path = os.path.join(args.work_dir, "vocab.txt")
+        if not os.path.exists(vocab_path):
+            os.makedirs(args.work_dir, exist_ok=True)
+            build_vocab(config.data, vocab_path, config.data.vocab_size)
     tokenizer = load_tokenizer(config.data, vocab_path)
-    stream = iter(make_dataset(config, tokenizer, batch_size=args.batch_size))
+    stream = iter(make_dataset(config, tokenizer, split=split, batch_size=args.batch_size))
     raw = [{k: v.numpy() for k, v in next(stream).items()}
-           for _ in range(args.steps + EVAL_BATCHES)]
+           for _ in range(count or args.steps + EVAL_BATCHES)]
     vocab_size = tokenizer.vocab_size
     counts = np.bincount(np.concatenate([b["input_ids"][b["input_mask"] > 0] for b in raw]),
                          minlength=vocab_size).astype(np.float64)
@@ -161,6 +172,40 @@ def huggingface(vocab_size: int, args):
 DETECTORS = {"ours": ours, "hf": huggingface, "window": window}
 
 
+def context_auc(discriminator, batches) -> tuple[float, int, int]:
+    """(AUC, replaced tokens, real tokens) of `discriminator` on unigram-replacement batches."""
+    real = np.concatenate([b[1] for b in batches]) > 0
+    labels = np.concatenate([b[3] for b in batches])[real]
+    probs = np.concatenate([
+        tf.sigmoid(discriminator(*(tf.constant(x) for x in b[:3]), training=False)).numpy()
+        for b in batches])[real]
+    return auc(probs, labels), int(labels.sum()), len(labels)
+
+
+def evaluate_runs(run_dirs: list[str], args) -> list[float]:
+    """Prints and returns each run's discriminator AUC on unigram replacements in held-out
+    text at the run's sequence length (drawn with `--seed`: runs with the same vocabulary
+    and sequence length are scored on the same batches)."""
+    from electra_tf.export import load_run
+
+    cache: dict[tuple, list] = {}
+    scores = []
+    for run_dir in run_dirs:
+        config, networks, checkpoint = load_run(run_dir)
+        if networks.discriminator is None:
+            raise SystemExit(f"{run_dir} is an MLM run: it has no discriminator to score")
+        vocab_path = os.path.join(run_dir, "vocab.txt")
+        key = (open(vocab_path, encoding="utf-8").read(), config.data.seq_length)
+        if key not in cache:
+            cache[key] = unigram_batches(args, vocab_path, "eval", EVAL_BATCHES,
+                                         config.data.seq_length)[0]
+        score, replaced, tokens = context_auc(networks.discriminator, cache[key])
+        print(f"{run_dir}  ({os.path.basename(str(checkpoint))}): unigram-replacement AUC "
+              f"{score:.3f} on {replaced} replaced of {tokens} held-out tokens", flush=True)
+        scores.append(score)
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
@@ -172,7 +217,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default="/tmp/electra_tf_rtd_context",
                         help="where the quickstart vocabulary is built once")
+    parser.add_argument("--evaluate", nargs="+", metavar="RUN_DIR",
+                        help="train nothing: score these pretraining runs' discriminators")
     args = parser.parse_args()
+    if args.evaluate:
+        evaluate_runs(args.evaluate, args)
+        return
 
     batches, vocab_size = unigram_batches(args)
     held_out, train = batches[:EVAL_BATCHES], batches[EVAL_BATCHES:]
