@@ -187,6 +187,7 @@ def evaluate_runs(run_dirs: list[str], args) -> list[float]:
     text at the run's sequence length (drawn with `--seed`: runs with the same vocabulary
     and sequence length are scored on the same batches)."""
     from electra_tf.export import load_run
+    from electra_tf.training.run_tokenizer import load_run_tokenizer
 
     cache: dict[tuple, list] = {}
     scores = []
@@ -194,8 +195,12 @@ def evaluate_runs(run_dirs: list[str], args) -> list[float]:
         config, networks, checkpoint = load_run(run_dir)
         if networks.discriminator is None:
             raise SystemExit(f"{run_dir} is an MLM run: it has no discriminator to score")
-        vocab_path = os.path.join(run_dir, "vocab.txt")
-        key = (open(vocab_path, encoding="utf-8").read(), config.data.seq_length)
+        vocab_path = load_run_tokenizer(config, run_dir)[0].data.vocab_file
+        if vocab_path is None:
+            raise SystemExit(f"{run_dir} uses a SentencePiece model: only WordPiece runs "
+                             "(the quickstart's) are scored")
+        with tf.io.gfile.GFile(vocab_path) as f:
+            key = (f.read(), config.data.seq_length)
         if key not in cache:
             cache[key] = unigram_batches(args, vocab_path, "eval", EVAL_BATCHES,
                                          config.data.seq_length)[0]
