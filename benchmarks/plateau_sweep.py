@@ -87,6 +87,9 @@ def run_isolated(args, spec: str) -> None:
     """Trains the quickstart discriminator alone on the unigram-replacement task."""
     _threads()
     overrides, patches, optim = parse_spec(spec)
+    if any(patch.startswith("genlr=") for patch in patches):
+        raise SystemExit(f"{spec!r}: genlr=X needs a full run (the isolated task trains the "
+                         "discriminator alone): use `plateau_sweep.py full`")
     for patch in patches or ["none"]:
         apply_patch(patch)
     import numpy as np

@@ -172,14 +172,20 @@ def huggingface(vocab_size: int, args):
 DETECTORS = {"ours": ours, "hf": huggingface, "window": window}
 
 
-def context_auc(discriminator, batches) -> tuple[float, int, int]:
-    """(AUC, replaced tokens, real tokens) of `discriminator` on unigram-replacement batches."""
+def context_auc(predict, batches) -> tuple[float, int, int]:
+    """(AUC, replaced tokens, real tokens) on unigram-replacement batches of a detector whose
+    `predict(ids, mask, segments)` returns P(replaced) per token; padding is not scored."""
     real = np.concatenate([b[1] for b in batches]) > 0
     labels = np.concatenate([b[3] for b in batches])[real]
-    probs = np.concatenate([
-        tf.sigmoid(discriminator(*(tf.constant(x) for x in b[:3]), training=False)).numpy()
-        for b in batches])[real]
+    probs = np.concatenate([predict(*b[:3]) for b in batches])[real]
     return auc(probs, labels), int(labels.sum()), len(labels)
+
+
+def probabilities_of(discriminator):
+    """`predict(ids, mask, segments)` -> P(replaced) per token, of an electra-tf
+    discriminator."""
+    return lambda ids, mask, segments: tf.sigmoid(
+        discriminator(ids, mask, segments, training=False)).numpy()
 
 
 def evaluate_runs(run_dirs: list[str], args) -> list[float]:
@@ -204,7 +210,8 @@ def evaluate_runs(run_dirs: list[str], args) -> list[float]:
         if key not in cache:
             cache[key] = unigram_batches(args, vocab_path, "eval", EVAL_BATCHES,
                                          config.data.seq_length)[0]
-        score, replaced, tokens = context_auc(networks.discriminator, cache[key])
+        score, replaced, tokens = context_auc(probabilities_of(networks.discriminator),
+                                              cache[key])
         print(f"{run_dir}  ({os.path.basename(str(checkpoint))}): unigram-replacement AUC "
               f"{score:.3f} on {replaced} replaced of {tokens} held-out tokens", flush=True)
         scores.append(score)
@@ -231,18 +238,18 @@ def main() -> None:
 
     batches, vocab_size = unigram_batches(args)
     held_out, train = batches[:EVAL_BATCHES], batches[EVAL_BATCHES:]
-    real = np.concatenate([b[1] for b in held_out]) > 0
-    labels = np.concatenate([b[3] for b in held_out])[real]
+    real = sum(int(b[1].sum()) for b in held_out)
+    replaced = sum(int(b[3].sum()) for b in held_out)
     print(f"seq_length {args.seq_length}, batch {args.batch_size}, lr {args.learning_rate}; "
-          f"held-out replaced rate {labels.mean():.3f}; AUC 0.5 = chance")
+          f"held-out replaced rate {replaced / real:.3f}; AUC 0.5 = chance")
     for name in args.detectors:
         train_step, predict = DETECTORS[name](vocab_size, args)
         start = time.time()
         for step, batch in enumerate(train, 1):
             train_step(*batch)
             if step % args.eval_every == 0 or step == len(train):
-                probs = np.concatenate([predict(*b[:3]) for b in held_out])[real]
-                print(f"{name:<7} step {step:>6}  held-out AUC {auc(probs, labels):.3f}  "
+                score = context_auc(predict, held_out)[0]
+                print(f"{name:<7} step {step:>6}  held-out AUC {score:.3f}  "
                       f"({time.time() - start:.0f} s)", flush=True)
 
 

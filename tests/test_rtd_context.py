@@ -29,17 +29,17 @@ def _batches(rng, count=3, batch=4, seq=10):
 def test_context_auc_scores_real_tokens_only():
     batches = _batches(np.random.default_rng(0))
 
-    def oracle(ids, mask, segments, training):
+    def oracle(ids, mask, segments):
         # Right on every real token; padding gets the highest score, and would cost AUC if
         # it were counted (its label is 0).
-        return tf.cast(segments, tf.float32) * 4.0 - 2.0 + tf.cast(1 - mask, tf.float32) * 9.0
+        return tf.sigmoid(tf.cast(segments, tf.float32) * 4.0 - 2.0
+                          + tf.cast(1 - mask, tf.float32) * 9.0).numpy()
 
     score, replaced, tokens = rtd.context_auc(oracle, batches)
     assert score == pytest.approx(1.0)
     assert tokens == sum(int(b[1].sum()) for b in batches)
     assert replaced == sum(int(b[3].sum()) for b in batches)
-    inverted, _, _ = rtd.context_auc(lambda i, m, s, training: -oracle(i, m, s, training),
-                                     batches)
+    inverted, _, _ = rtd.context_auc(lambda i, m, s: 1.0 - oracle(i, m, s), batches)
     assert inverted == pytest.approx(0.0, abs=1e-6)
 
 
